@@ -1,0 +1,3 @@
+// Extension placeholder: replaced by the client wiring.
+export function activate(): void {}
+export function deactivate(): void {}

@@ -1,0 +1,28 @@
+// Bundles the extension client, language server, CLI, benchmarks and webview with esbuild.
+import * as esbuild from 'esbuild';
+
+const watch = process.argv.includes('--watch');
+const node = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: true,
+  // Native addon and the VS Code API are resolved at run time, never bundled.
+  external: ['vscode', 'onnxruntime-node'],
+  logLevel: 'warning',
+};
+const builds = [
+  { ...node, entryPoints: { 'client/extension': 'client/src/extension.ts' } },
+  { ...node, entryPoints: { 'server/server': 'server/src/server.ts' } },
+  { ...node, entryPoints: { cli: 'server/src/cli.ts' }, banner: { js: '#!/usr/bin/env node' } },
+  { ...node, entryPoints: { bench: 'test/bench/bench.ts' } },
+  { bundle: true, platform: 'browser', target: 'es2022', format: 'iife', sourcemap: true, logLevel: 'warning',
+    entryPoints: { 'webview/main': 'webview/src/main.ts' } },
+].map((b) => ({ ...b, outdir: 'dist' }));
+
+if (watch) {
+  for (const b of builds) await (await esbuild.context(b)).watch();
+} else {
+  await Promise.all(builds.map((b) => esbuild.build(b)));
+}

@@ -1,0 +1,2 @@
+// Language server placeholder: replaced by the LSP wiring.
+export {};

@@ -1,0 +1,2 @@
+// Webview placeholder.
+export {};
