@@ -2,9 +2,10 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { check, LIMITS, QuantLensError } from './errors';
+import { parseJsonObject, type JsonObject } from './json';
 import type { Checkpoint, CheckpointReader, ModelConfig } from './types';
 
-type Json = Record<string, unknown>;
+type Json = JsonObject;
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
@@ -18,16 +19,8 @@ function pick(j: Json, keys: string[]): number | undefined {
 }
 
 export function parseHfConfig(text: string, file: string): ModelConfig {
-  let j: unknown;
-  try {
-    j = JSON.parse(text);
-  } catch (e) {
-    const m = /position (\d+)/.exec(String((e as Error).message));
-    throw new QuantLensError('bad-json', `invalid JSON: ${(e as Error).message}`, { file, offset: m ? Number(m[1]) : undefined });
-  }
-  check(j !== null && typeof j === 'object' && !Array.isArray(j), 'bad-config', 'config.json must hold a JSON object', { file });
+  const root = parseJsonObject(new TextEncoder().encode(text), file, 0, 'config.json');
   // Multimodal configs nest the language model under text_config.
-  const root = j as Json;
   const text_config = root.text_config && typeof root.text_config === 'object' ? (root.text_config as Json) : undefined;
   const c: Json = { ...(text_config ?? {}), ...root };
   const archs = Array.isArray(c.architectures) ? c.architectures.filter((a): a is string => typeof a === 'string') : [];
