@@ -33,9 +33,10 @@ program
   .description('list a checkpoint: format, tensors, parameters, dtypes, blocks and layers')
   .argument('<path>', 'checkpoint file (safetensors, ONNX, GGUF, PyTorch zip, config.json) or model folder')
   .option('--json', 'print one JSON object instead of tables')
-  .action(async (target: string, opts: { json?: boolean }) => {
+  .option('--all', 'list every layer, including exporter scalars and short vectors')
+  .action(async (target: string, opts: { json?: boolean; all?: boolean }) => {
     const result = await inspectCheckpoint(target);
-    process.stdout.write(opts.json ? `${JSON.stringify(result, null, 1)}\n` : formatInspectTable(result));
+    process.stdout.write(opts.json ? `${JSON.stringify(result, null, 1)}\n` : formatInspectTable(result, opts));
   });
 
 program.parseAsync(process.argv).catch((e) => {

@@ -4,7 +4,7 @@ import type { LayerRef, TensorInfo, WeightLayout } from './types';
 
 /** Final name components that name a parameter of a layer rather than the layer itself. */
 const PARAM_SUFFIX =
-  /\.(weight|bias|w_0|b_0|w|b|scale|scales|qweight|qzeros|g_idx|zeros|weight_scale|weight_zero_point|input_scale|running_mean|running_var|num_batches_tracked|gamma|beta|embedding|kernel)$/;
+  /\.(weight|bias|w_\d+|b_\d+|w|b|scale|scales|qweight|qzeros|g_idx|zeros|weight_scale|weight_zero_point|input_scale|running_mean|running_var|num_batches_tracked|gamma|beta|embedding|kernel)$/;
 
 /** Sibling layers quantized together by deployment kernels: [member pattern, group suffix]. */
 const FUSED: [RegExp, string][] = [

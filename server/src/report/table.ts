@@ -30,7 +30,10 @@ export function formatTable(header: string[], rows: string[][]): string {
   return [line(header), line(widths.map((w) => '─'.repeat(w))), ...rows.map(line)].join('\n') + '\n';
 }
 
-export function formatInspectTable(r: InspectResult): string {
+/** Layers made only of scalars/short vectors (exporter constants) clutter a layer table. */
+const TINY_LAYER_PARAMS = 16;
+
+export function formatInspectTable(r: InspectResult, opts: { all?: boolean } = {}): string {
   const out: string[] = [];
   out.push(`${r.path}`);
   out.push(`format ${r.format} · ${r.tensorCount} tensors · ${humanCount(r.params)} parameters · ${r.files.length} file(s)`);
@@ -59,12 +62,19 @@ export function formatInspectTable(r: InspectResult): string {
     out.push(formatTable(['block', 'layers', 'params'], r.blocks.map((b) => [b.block, String(b.layers), humanCount(b.params)])));
   }
   const byName = new Map(r.tensors.map((t) => [t.name, t]));
-  const rows = r.layers.map((l) => {
+  const rows: string[][] = [];
+  let hidden = 0;
+  for (const l of r.layers) {
     const ts = l.tensors.map((n) => byName.get(n)!);
     const main = ts.reduce((a, b) => (b.params > a.params ? b : a));
+    if (!opts.all && l.params <= TINY_LAYER_PARAMS && main.shape.length < 2) {
+      hidden++;
+      continue;
+    }
     const extra = [main.storage, main.quantForm, l.fusedGroup && `group ${l.fusedGroup}`].filter(Boolean).join(', ');
-    return [l.block, l.layer, String(ts.length), humanCount(l.params), main.dtype, `[${main.shape.join('×')}]`, main.consumers?.[0]?.split(':')[0] ?? '', extra];
-  });
+    rows.push([l.block, l.layer, String(ts.length), humanCount(l.params), main.dtype, `[${main.shape.join('×')}]`, main.consumers?.[0]?.split(':')[0] ?? '', extra]);
+  }
   if (rows.length) out.push(formatTable(['block', 'layer', 'tensors', 'params', 'dtype', 'shape', 'op', 'notes'], rows));
+  if (hidden) out.push(`(${hidden} layers of ≤ ${TINY_LAYER_PARAMS} scalar/vector parameters not shown; --all lists them)\n`);
   return out.join('\n');
 }
