@@ -1,17 +1,10 @@
 // The CLI as a user runs it: built bundle, real process, exit codes, stdout/stderr.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { tempDir } from '../fixtures/common';
-
-const CLI = path.resolve('dist/cli.js');
-
-export function runCli(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ORT_DISABLE_TELEMETRY: '1' } });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+import { runCli } from '../helpers/cli';
 
 test('inspect config.json --json prints the architecture', () => {
   const { dir, cleanup } = tempDir();

@@ -115,7 +115,9 @@ async function listZip(f: RandomAccessFile): Promise<ZipEntry[]> {
   try {
     zip = await yauzl.fromRandomAccessReaderPromise(new FileReader(f), f.size, { autoClose: false, validateEntrySizes: true, strictFileNames: false });
   } catch (e) {
-    throw zipError(e, where, 'cannot read the zip directory');
+    // yauzl scans the last 64 KiB for the end-of-central-directory record: a truncated archive fails there.
+    const tail = Math.max(0, f.size - 22 - 0xffff);
+    throw zipError(e, { ...where, offset: tail }, `cannot read the zip directory (searched bytes ${tail}..${f.size}; truncated or not a zip archive)`);
   }
   try {
     // Each central directory record takes at least 46 bytes: a count the file cannot hold is a lie.
