@@ -8,8 +8,8 @@ const node = {
   target: 'node20',
   format: 'cjs',
   sourcemap: true,
-  // Native addon and the VS Code API are resolved at run time, never bundled.
-  external: ['vscode', 'onnxruntime-node'],
+  // Native addon, WebAssembly loader (locates its .wasm beside itself) and the VS Code API stay external.
+  external: ['vscode', 'onnxruntime-node', 'highs'],
   logLevel: 'warning',
 };
 const builds = [

@@ -56,6 +56,16 @@ export interface LocatedErrorData {
   column?: number;
 }
 
+/** JSON-RPC error codes of QuantLens requests (the -32000…-32099 range is reserved for servers). */
+export const ErrorCodes = {
+  /** Bad user input (file, offset, tensor…): the message is located, `data` is a LocatedErrorData. */
+  located: -32001,
+} as const;
+
+/** Messages between the webview and the extension host (the webview never talks to the server directly). */
+export type HostToWebview = { type: 'show'; title: string; text: string };
+export type WebviewToHost = { type: 'ready' };
+
 export const Requests = {
   inspect: request<InspectParams, InspectResult>('quantlens/inspect'),
 } as const;
