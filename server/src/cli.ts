@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { QuantLensError } from './formats/errors';
 import { inspectCheckpoint } from './inspect';
 import { formatInspectTable } from './report/table';
+import { registerAllocate } from './commands/allocate';
 
 process.env.ORT_DISABLE_TELEMETRY ??= '1';
 
@@ -38,6 +39,8 @@ program
     const result = await inspectCheckpoint(target);
     process.stdout.write(opts.json ? `${JSON.stringify(result, null, 1)}\n` : formatInspectTable(result, opts));
   });
+
+registerAllocate(program);
 
 program.parseAsync(process.argv).catch((e) => {
   if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
