@@ -4,6 +4,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   createConnection,
+  DiagnosticSeverity,
+  type Diagnostic,
   ErrorCodes as RpcErrorCodes,
   ProposedFeatures,
   ResponseError,
@@ -14,6 +16,8 @@ import {
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { QuantLensError } from './formats/errors';
 import { inspectCheckpoint } from './inspect';
+import { PlanService } from './plan/service';
+import type { PlanDiagnostic } from './plan';
 import { ErrorCodes, Requests, type InspectParams, type LocatedErrorData, type RequestType } from './protocol';
 
 process.env.ORT_DISABLE_TELEMETRY ??= '1';
@@ -71,6 +75,52 @@ function handle<P, R>(type: RequestType<P, R>, run: (params: P, token: Cancellat
 }
 
 handle(Requests.inspect, (p: InspectParams) => inspectCheckpoint(toFsPath(p?.path)));
+
+// ---- Plan files (*.quant.yaml): diagnostics as you type ----
+
+const plans = new PlanService();
+const PLAN_DEBOUNCE_MS = 150;
+const pending = new Map<string, NodeJS.Timeout>();
+const SEVERITY = { error: DiagnosticSeverity.Error, warning: DiagnosticSeverity.Warning, information: DiagnosticSeverity.Information, hint: DiagnosticSeverity.Hint };
+
+const isPlan = (uri: string) => /\.quant\.ya?ml$/i.test(uri) && uri.startsWith('file:');
+
+function toLspDiagnostic(d: PlanDiagnostic, uri: string): Diagnostic {
+  return {
+    range: d.range,
+    severity: SEVERITY[d.severity],
+    code: d.code,
+    source: 'quantlens',
+    message: d.suggestion ? `${d.message} (did you mean '${d.suggestion}'?)` : d.message,
+    ...(d.related?.length ? { relatedInformation: d.related.map((r) => ({ location: { uri, range: r.range }, message: r.message })) } : {}),
+  };
+}
+
+async function publishPlanDiagnostics(doc: TextDocument): Promise<void> {
+  const version = doc.version;
+  try {
+    const analysis = await plans.analyze(doc.getText(), fileURLToPath(doc.uri));
+    // A newer edit already scheduled its own run: drop this stale result.
+    if (documents.get(doc.uri)?.version !== version) return;
+    await connection.sendDiagnostics({ uri: doc.uri, version, diagnostics: analysis.diagnostics.map((d) => toLspDiagnostic(d, doc.uri)) });
+  } catch (e) {
+    connection.console.error(`plan diagnostics failed for ${doc.uri}: ${(e as Error)?.stack ?? String(e)}`);
+  }
+}
+
+documents.onDidChangeContent(({ document }) => {
+  if (!isPlan(document.uri)) return;
+  clearTimeout(pending.get(document.uri));
+  pending.set(document.uri, setTimeout(() => {
+    pending.delete(document.uri);
+    void publishPlanDiagnostics(document);
+  }, PLAN_DEBOUNCE_MS));
+});
+documents.onDidClose(({ document }) => {
+  clearTimeout(pending.get(document.uri));
+  pending.delete(document.uri);
+  if (isPlan(document.uri)) void connection.sendDiagnostics({ uri: document.uri, diagnostics: [] });
+});
 
 // A stray rejection must not take the server (and every open editor's features) down.
 process.on('unhandledRejection', (e) => connection.console.error(`unhandled rejection: ${(e as Error)?.stack ?? String(e)}`));

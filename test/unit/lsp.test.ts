@@ -45,7 +45,7 @@ before(async () => {
     platform: 'node',
     target: 'node20',
     format: 'cjs',
-    external: ['vscode', 'onnxruntime-node'],
+    external: ['vscode', 'onnxruntime-node', 'highs'],
     logLevel: 'error',
   });
   mkdirSync(model);
@@ -150,6 +150,58 @@ test('params that are not an absolute path or file URI are invalid params', asyn
   }
   const e = await rejection(rpc.sendRequest(Requests.inspect.method, {}));
   assert.equal(e.code, -32602);
+});
+
+/** The next publishDiagnostics for `uri` (the server debounces edits). */
+function nextDiagnostics(uri: string): Promise<{ range: { start: { line: number; character: number } }; code: string; severity: number; message: string }[]> {
+  return new Promise((resolve) => {
+    const sub = rpc.onNotification('textDocument/publishDiagnostics', (p: { uri: string; diagnostics: never[] }) => {
+      if (p.uri !== uri) return;
+      sub.dispose();
+      resolve(p.diagnostics);
+    });
+  });
+}
+
+test('plan file: diagnostics as you type, resolved against the model the plan names', async () => {
+  const planFile = path.join(dir, 'model.quant.yaml');
+  const uri = pathToFileURL(planFile).href;
+  const text = [
+    'model: ./tiny-llama', //                                   line 0
+    'budgett: { avg_bits: 4.5 }', //                            line 1: unknown key, did you mean budget
+    'defaults: { format: int4_g128_asym }',
+    'rules:',
+    '  - match: "model.layers.*.self_attn.q_proj"', //          line 4: takes both q_proj tensors
+    '    format: int8_ch_sym',
+    '  - match: "model.layers.0.self_attn.q_proj"', //          line 6: shadowed by rule 1
+    '    format: int4_g128_asym',
+    '  - match: "model.layers.*.mlp.up_proj"', //               line 8: dead (no up_proj in this model)
+    '    format: int9_bogus', //                                line 9: unknown format
+    '',
+  ].join('\n');
+  let published = nextDiagnostics(uri);
+  await rpc.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'quantplan', version: 1, text } });
+  let diags = await published;
+  const at = (code: string) => diags.filter((d) => d.code === code).map((d) => d.range.start.line);
+  assert.deepEqual(at('unknown-key'), [1]);
+  assert.match(diags.find((d) => d.code === 'unknown-key')!.message, /budget/);
+  assert.deepEqual(at('shadowed-rule'), [6]);
+  assert.deepEqual(at('dead-rule'), [8]);
+  assert.deepEqual(at('unknown-format'), [9]);
+  assert.ok(diags.every((d) => d.code !== 'model-path'), 'the model folder opens');
+
+  // Point the plan at a model that does not exist: an error at the model value, on the next keystroke.
+  published = nextDiagnostics(uri);
+  await rpc.sendNotification('textDocument/didChange', {
+    textDocument: { uri, version: 2 },
+    contentChanges: [{ range: { start: { line: 0, character: 7 }, end: { line: 0, character: 19 } }, text: './nope' }],
+  });
+  diags = await published;
+  const modelDiag = diags.find((d) => d.range.start.line === 0);
+  assert.ok(modelDiag, JSON.stringify(diags));
+  assert.equal(modelDiag.severity, 1);
+  assert.match(modelDiag.message, /nope/);
+  await rpc.sendNotification('textDocument/didClose', { textDocument: { uri } });
 });
 
 test('shutdown then exit: the process ends with status 0', async () => {
