@@ -1,5 +1,5 @@
 // Microbenchmark of the number formats (run by hand, not a test):
-//   node --import tsx server/src/quant/bench.ts [ids…]
+//   node --import tsx test/bench/quant.bench.ts [ids…]
 // Times quantize→dequantize of a 4096×4096 Gaussian matrix (single thread) in both layouts and prints the
 // relative error ‖ΔW‖²/‖W‖², on data with planted outlier input channels to show what +reorder/+had/+ol buy.
 import { getFormat } from '../../server/src/quant/registry';
