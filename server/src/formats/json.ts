@@ -6,10 +6,18 @@ export type JsonObject = Record<string, unknown>;
 
 export const isObject = (v: unknown): v is JsonObject => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-/** A short rendering of a JSON value for "found …" in messages. */
+/**
+ * A short rendering of a JSON value for "found …" in messages. JSON.parse accepts nesting deeper than
+ * JSON.stringify can recurse, so hostile values are described by kind instead of crashing the message.
+ */
 export function describe(v: unknown): string {
   if (v === undefined) return 'nothing';
-  const s = JSON.stringify(v);
+  let s: string;
+  try {
+    s = JSON.stringify(v);
+  } catch {
+    return Array.isArray(v) ? 'a deeply nested array' : 'a deeply nested object';
+  }
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
