@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, openSync, closeSync, writeSync, statSync, rmSync
 import { open } from 'node:fs/promises';
 import * as path from 'node:path';
 import { openCheckpoint } from '../../server/src/formats/registry';
+import { benchGram } from './runtime.bench';
 
 const DATA = path.resolve(process.env.QUANTLENS_BENCH_DATA ?? 'bench-data');
 const args = process.argv.slice(2);
@@ -98,7 +99,7 @@ async function benchRead(): Promise<void> {
   console.log(`  peak RSS ${fmt(peakRssMiB(), 0)} MiB (before reader pass ${fmt(rssBefore, 0)} MiB; file ${fmt(size / 2 ** 20, 0)} MiB)`);
 }
 
-const BENCHES: Record<string, () => Promise<void>> = { read: benchRead };
+const BENCHES: Record<string, () => Promise<void>> = { read: benchRead, gram: benchGram };
 
 async function main(): Promise<void> {
   for (const [name, run] of Object.entries(BENCHES)) {
