@@ -17,6 +17,8 @@ const builds = [
   { ...node, entryPoints: { 'server/server': 'server/src/server.ts' } },
   { ...node, entryPoints: { cli: 'server/src/cli.ts' }, banner: { js: '#!/usr/bin/env node' } },
   { ...node, entryPoints: { bench: 'test/bench/bench.ts' } },
+  // Worker-thread entry of the analysis pool (found next to cli.js, or one folder up from server/server.js).
+  { ...node, entryPoints: { 'analysis-worker': 'server/src/analysis/worker.ts' } },
   { bundle: true, platform: 'browser', target: 'es2022', format: 'iife', sourcemap: true, logLevel: 'warning',
     entryPoints: { 'webview/main': 'webview/src/main.ts' } },
 ].map((b) => ({ ...b, outdir: 'dist' }));

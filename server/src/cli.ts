@@ -1,7 +1,13 @@
 // The `quantlens` CLI: the same engine as the language server, for terminals and CI.
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
+import { analyzeCheckpoint, DEFAULT_FORMATS, OptionError, resolveOptions } from './analysis';
+import { ProgressLine } from './analysis/progress';
+import { formatAnalysisTable, formatFormatsTable } from './analysis/table';
 import { QuantLensError } from './formats/errors';
 import { inspectCheckpoint } from './inspect';
+import { describeFormats } from './quant';
 import { formatInspectTable } from './report/table';
 import { registerAllocate } from './commands/allocate';
 
@@ -41,6 +47,103 @@ program
   });
 
 registerAllocate(program);
+
+program
+  .command('formats')
+  .description('list the number formats: id, family, bits per weight (4096×4096, scales included) and definition')
+  .option('--json', 'print a JSON array')
+  .action((opts: { json?: boolean }) => {
+    const list = describeFormats();
+    process.stdout.write(opts.json ? `${JSON.stringify(list, null, 1)}\n` : formatFormatsTable(list));
+  });
+
+interface AnalyzeFlags {
+  formats?: string;
+  json?: boolean;
+  out?: string;
+  sample?: string;
+  sigma?: string;
+  seed?: string;
+  confidence?: string;
+  cache: boolean;
+  cacheDir?: string;
+  groupMaps?: boolean;
+  highImpact: boolean;
+  threads?: string;
+  only?: string;
+}
+
+/** A numeric flag, or an OptionError naming it. */
+function num(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const x = Number(text);
+  if (text.trim() === '' || !Number.isFinite(x)) throw new OptionError(flag, `--${flag} expects a number, got '${text}'`);
+  return x;
+}
+
+program
+  .command('analyze')
+  .description('data-free sensitivity: per layer × format relMse/SQNR, max error, code entropy, weight statistics, high-impact curves')
+  .argument('<path>', 'checkpoint file or model folder')
+  .option('--formats <ids>', `comma-separated format ids (default ${DEFAULT_FORMATS.join(',')}; see \`quantlens formats\`)`)
+  .option('--json', 'print the report as JSON instead of a table')
+  .option('--out <file>', 'also write the JSON report to this file')
+  .option('--sample <fraction>', 'score a random fraction of the output channels; relMse gets a confidence interval')
+  .option('--sigma <k>', 'outlier threshold: |w − μ| > k·σ within the output channel (default 6)')
+  .option('--seed <n>', 'seed of the --sample row choice (default 0)')
+  .option('--confidence <p>', 'confidence level of --sample intervals (default 0.95)')
+  .option('--group-maps', 'include the downsampled group-error map of every layer × format (≤ 256×256)')
+  .option('--no-high-impact', 'skip the high-impact ratio and group-promotion curves')
+  .option('--only <regex>', 'analyze only the tensors whose name matches')
+  .option('--threads <n>', 'worker threads (default: one per core; 0 = in this thread)')
+  .option('--no-cache', 'neither read nor write the result cache')
+  .option('--cache-dir <dir>', 'cache folder (default $XDG_CACHE_HOME/quantlens or ~/.cache/quantlens)')
+  .action(async (target: string, flags: AnalyzeFlags) => {
+    let options;
+    let threads;
+    try {
+      options = resolveOptions({
+        formats: flags.formats?.split(',').map((s) => s.trim()).filter(Boolean),
+        sample: num('sample', flags.sample),
+        sigma: num('sigma', flags.sigma),
+        seed: num('seed', flags.seed),
+        confidence: num('confidence', flags.confidence),
+        groupMaps: flags.groupMaps ?? false,
+        highImpact: flags.highImpact,
+        only: flags.only,
+      });
+      threads = num('threads', flags.threads);
+      if (threads !== undefined && !(Number.isInteger(threads) && threads >= 0)) throw new OptionError('threads', `--threads expects a count ≥ 0, got '${flags.threads}'`);
+    } catch (e) {
+      if (e instanceof OptionError) throw new QuantLensError('bad-option', e.message, { file: `--${e.option}` });
+      throw e;
+    }
+    const abort = new AbortController();
+    const onSigint = () => abort.abort(new QuantLensError('cancelled', 'analysis cancelled', { file: path.resolve(target) }));
+    process.once('SIGINT', onSigint);
+    const bar = process.stderr.isTTY ? new ProgressLine(process.stderr, 'analyze') : undefined;
+    try {
+      const { report, cache, warning } = await analyzeCheckpoint(target, options, {
+        threads,
+        signal: abort.signal,
+        cacheDir: flags.cache ? (flags.cacheDir ? path.resolve(flags.cacheDir) : undefined) : false,
+        onProgress: bar && ((done, total) => bar.update(done, total)),
+      });
+      bar?.done();
+      if (warning) process.stderr.write(`quantlens: warning: ${warning}\n`);
+      const json = `${JSON.stringify({ ...report, cache }, null, 1)}\n`;
+      if (flags.out) {
+        const out = path.resolve(flags.out);
+        const tmp = `${out}.${process.pid}.tmp`;
+        await fsp.writeFile(tmp, json);
+        await fsp.rename(tmp, out);
+      }
+      process.stdout.write(flags.json ? json : formatAnalysisTable(report));
+    } finally {
+      bar?.done();
+      process.off('SIGINT', onSigint);
+    }
+  });
 
 program.parseAsync(process.argv).catch((e) => {
   if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);

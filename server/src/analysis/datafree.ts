@@ -1,0 +1,393 @@
+// Data-free analysis of one tensor against a set of number formats (DESIGN.md §4), one row block at a time:
+//   relMse = ‖Q(W) − W‖² / ‖W‖²,  sqnrDb = −10·log10(relMse),  maxAbsErr = max |Q(w) − w|,
+//   entropyBits = −Σ p_c log2 p_c over the stored element codes c (bits per weight; scales not included),
+// plus weight statistics (stats.ts), group-error maps (groupmap.ts) and high-impact curves (highimpact.ts).
+// Memory: a few buffers of one block (blockElems values) per tensor; in_out tensors add one float32 copy.
+import { QuantLensError } from '../formats/errors';
+import type { Checkpoint, TensorInfo } from '../formats/types';
+import { getFormat, QuantInputError, type NumberFormat } from '../quant';
+import { toFp16 } from '../quant/minifloat';
+import { blockMode, groupSizeOf } from './blockmode';
+import { GroupMapAcc } from './groupmap';
+import { highImpactCurves, magnitudeKeys, PromotionAcc, promotionCurve, RankAcc, type TensorGeometry } from './highimpact';
+import { groupAux, heavinessOf, sampledRatio, sampleRows, sampleSize, type RowSample } from './sample';
+import { TensorSource } from './source';
+import { locateNonFinite, NonFiniteWeight, StatsAcc, TopAbs } from './stats';
+import type { DatafreeOptions, FormatErrors, LayerReport } from './types';
+
+/** Default block size: 128 K values (512 KB per float32 buffer) keeps the per-block buffers in L2 and memory low. */
+export const BLOCK_ELEMS = 1 << 17;
+
+/** Formats below this many bits per weight (4096×4096) get high-impact and promotion curves. */
+const LOW_BITS = 5;
+
+/** Dense code histogram for codes in −2048…2047 (every ≤ 12-bit code); wider codes go to a Map. */
+const CODE_OFFSET = 1 << 11;
+const CODE_BINS = 1 << 12;
+
+export interface TensorContext {
+  blockElems?: number;
+  /** Called after every block with the number of weights just scored. */
+  progress?: (weights: number) => void;
+  signal?: AbortSignal;
+}
+
+/** Error sums, code histogram and per-group errors of one format over the rows scored so far. */
+class FormatAcc {
+  num = 0;
+  maxAbs = 0;
+  readonly hist = new Float64Array(CODE_BINS);
+  readonly rare = new Map<number, number>();
+  readonly rowNum: number[] = [];
+  /** Per-group squared-error sums of the row just added. */
+  readonly groupErr: Float64Array;
+  readonly groupSize: number;
+  map?: GroupMapAcc;
+  /** Low formats: high-impact rank histograms and group-promotion gains. */
+  rank?: RankAcc;
+  promotion?: PromotionAcc;
+
+  constructor(
+    readonly f: NumberFormat,
+    readonly cols: number,
+  ) {
+    this.groupSize = groupSizeOf(f, cols);
+    this.groupErr = new Float64Array(Math.ceil(cols / this.groupSize));
+  }
+
+  /** Row `row` of the view (scoring order `seq`) at w/out/codes[off …]; squared errors to err[off …] when given. */
+  addRow(w: Float32Array, out: Float32Array, codes: Int32Array, off: number, row: number, err?: Float32Array): void {
+    const { cols, groupSize, groupErr, hist } = this;
+    let maxAbs = this.maxAbs;
+    let rowSum = 0;
+    // Math.abs/Math.max compile branch-free; `d < 0 ? -d : d` mispredicts on random signs (~5× slower).
+    for (let j = 0, c0 = off; c0 < off + cols; j++, c0 += groupSize) {
+      const end = Math.min(off + cols, c0 + groupSize);
+      let s = 0;
+      if (err) {
+        for (let c = c0; c < end; c++) {
+          const d = out[c] - w[c];
+          const e = d * d;
+          s += e;
+          err[c] = e;
+          maxAbs = Math.max(maxAbs, Math.abs(d));
+        }
+      } else {
+        for (let c = c0; c < end; c++) {
+          const d = out[c] - w[c];
+          s += d * d;
+          maxAbs = Math.max(maxAbs, Math.abs(d));
+        }
+      }
+      groupErr[j] = s;
+      rowSum += s;
+    }
+    for (let c = off; c < off + cols; c++) {
+      const k = codes[c] + CODE_OFFSET;
+      if (k >= 0 && k < CODE_BINS) hist[k]++;
+      else this.rare.set(k, (this.rare.get(k) ?? 0) + 1);
+    }
+    this.maxAbs = maxAbs;
+    this.num += rowSum;
+    this.rowNum.push(rowSum);
+    this.map?.addRow(row, groupErr);
+  }
+
+  entropyBits(): number {
+    let n = 0;
+    let s = 0;
+    const add = (c: number) => {
+      if (c > 0) {
+        n += c;
+        s += c * Math.log2(c);
+      }
+    };
+    for (let k = 0; k < CODE_BINS; k++) add(this.hist[k]);
+    for (const c of this.rare.values()) add(c);
+    return n > 0 ? Math.log2(n) - s / n : 0;
+  }
+}
+
+function located(t: TensorInfo, src: TensorSource, e: NonFiniteWeight): QuantLensError {
+  const at = src.coords(e.row, e.col);
+  return new QuantLensError('non-finite-weight', `non-finite weight ${e.value} at [${at.join(', ')}]: quantization needs finite values`, {
+    file: t.file,
+    tensor: t.name,
+  });
+}
+
+/** Analyze one tensor (≥ 2 dims, analyzable) of an open checkpoint. */
+export async function analyzeTensor(ckpt: Checkpoint, t: TensorInfo, opts: DatafreeOptions, ctx: TensorContext = {}): Promise<LayerReport> {
+  const src = new TensorSource(ckpt, t, ctx.blockElems ?? BLOCK_ELEMS);
+  try {
+    return await analyzeSource(src, opts, ctx);
+  } catch (e) {
+    if (e instanceof NonFiniteWeight) throw located(t, src, e);
+    throw e;
+  }
+}
+
+const allRows = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
+
+async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: TensorContext): Promise<LayerReport> {
+  const { t, rows, cols } = src;
+  const geo: TensorGeometry = { shape: t.shape, layout: t.layout, params: t.params, rows, cols };
+  const sampling = opts.sample !== undefined && sampleSize(rows, opts.sample) < rows;
+
+  const selected = opts.formats.map(getFormat);
+  const accs = new Map(selected.map((f) => [f.id, new FormatAcc(f, cols)]));
+  const blockwise = selected.filter((f) => blockMode(f) !== 'whole').map((f) => accs.get(f.id)!);
+  const whole = selected.filter((f) => blockMode(f) === 'whole').map((f) => accs.get(f.id)!);
+
+  // High-impact: the int8 keep format runs first so its errors are ready for the low formats.
+  const lows = opts.highImpact ? blockwise.filter((a) => a.f.bitsPerWeight([4096, 4096], 'out_in') < LOW_BITS) : [];
+  const int8 = getFormat('int8_ch_sym');
+  const keep8 = lows.length > 0 ? (accs.get(int8.id) ?? new FormatAcc(int8, cols)) : undefined;
+  const passes = keep8 ? [keep8, ...blockwise.filter((a) => a !== keep8)] : blockwise;
+
+  // A full pass for tensor-wide inputs: per-column max |w| (augmented formats, when the tensor spans several
+  // blocks, or sampled) and, in sampled mode, the largest |w| and the per-row auxiliaries of the estimator.
+  const augment = new Set(passes.filter((a) => blockMode(a.f) === 'augment'));
+  let colMax: Float32Array | undefined;
+  let full: FullScan | undefined;
+  if ((augment.size > 0 && rows > src.blockRows) || sampling) {
+    const groupSizes = sampling ? selected.filter((f) => f.granularity !== 'tensor').map((f) => accs.get(f.id)!.groupSize) : [];
+    full = new FullScan(rows, cols, [...new Set(groupSizes)]);
+    for await (const b of src.blocks()) full.add(b.data, b.rowIds);
+    colMax = full.colMax;
+  }
+  const sample = sampling ? sampleRows(rows, opts.sample!, opts.seed, t.name, heavinessOf(full!.auxiliaries(), rows)) : undefined;
+  const subset = sample?.rows;
+  for (const a of lows) {
+    a.rank = new RankAcc();
+    a.promotion = new PromotionAcc(a.groupErr.length, subset ? subset.length : rows);
+  }
+  if (opts.groupMaps && !subset) for (const a of accs.values()) a.map = new GroupMapAcc(rows, cols, a.groupSize, opts.mapSize);
+
+  const stats = new StatsAcc(opts.sigma);
+  const bn = src.blockRows * cols;
+  const augmented = augment.size > 0 ? new Float32Array(bn + cols) : undefined;
+  const codes = new Int32Array(bn + cols);
+  const hi = lows.length > 0;
+  const errLow = hi ? new Float32Array(bn) : undefined;
+  const errLowBits = errLow && new Uint32Array(errLow.buffer);
+  const e8 = hi ? new Float32Array(bn) : undefined;
+  const e16 = hi ? new Float32Array(bn) : undefined; // stays 0 for fp16 sources: keeping an fp16 value is exact
+  const magKey = hi ? new Uint16Array(bn) : undefined;
+
+  let seq = 0;
+  for await (const { data, rowIds } of src.blocks(subset)) {
+    if (ctx.signal?.aborted) throw ctx.signal.reason;
+    const n = rowIds.length;
+    const len = n * cols;
+    const bits = new Uint32Array(data.buffer, data.byteOffset, len);
+    for (let i = 0; i < n; i++) stats.addRow(data, bits, i * cols, cols, rowIds[i]);
+    if (augment.size > 0 && !colMax) colMax = columnMax(data, n, cols);
+    if (magKey) {
+      magnitudeKeys(bits, len, magKey);
+      if (t.dtype !== 'F16') fp16Errors(data, len, e16!);
+    }
+    for (const acc of passes) {
+      let input = data;
+      if (augment.has(acc)) {
+        input = augmented!.subarray(0, len + cols);
+        input.set(data);
+        input.set(colMax!, len);
+      }
+      const out = quantize(acc.f, input, cols, codes);
+      const err = acc === keep8 ? e8 : acc.rank ? errLow : undefined;
+      for (let i = 0; i < n; i++) {
+        acc.addRow(input, out, codes, i * cols, rowIds[i], err);
+        acc.promotion?.addRow(seq + i, acc.groupErr, e8!, i * cols, acc.groupSize, cols);
+      }
+      acc.rank?.addBlock(errLow!, errLowBits!, magKey!, e16!, e8!, len);
+    }
+    seq += n;
+    ctx.progress?.(len);
+  }
+
+  // Formats that must see the whole tensor at once.
+  if (whole.length > 0) {
+    const all = await src.readRows(allRows(rows));
+    const allCodes = new Int32Array(all.length);
+    const ids = subset ?? allRows(rows);
+    for (const acc of whole) {
+      const out = quantize(acc.f, all, cols, allCodes);
+      for (const r of ids) acc.addRow(all, out, allCodes, r * cols, r);
+    }
+  }
+
+  return finish(src, opts, geo, sample, stats, full, selected, accs, lows.map((a) => a.f), int8);
+}
+
+/** Quantize rows × cols values viewed as [rows, cols] out_in, mapping bad values to NonFiniteWeight. */
+function quantize(f: NumberFormat, input: Float32Array, cols: number, codes: Int32Array): Float32Array {
+  try {
+    return f.quantizeDequantize(input, [input.length / cols, cols], 'out_in', { codes: codes.subarray(0, input.length) });
+  } catch (e) {
+    if (e instanceof QuantInputError) throw new NonFiniteWeight(Math.floor(e.index / cols), e.index % cols, e.value);
+    throw e;
+  }
+}
+
+/** e16[i] = (w − fp16(w))². */
+function fp16Errors(w: Float32Array, n: number, e16: Float32Array): void {
+  for (let i = 0; i < n; i++) {
+    const d = w[i] - toFp16(w[i]);
+    e16[i] = d * d;
+  }
+}
+
+function columnMax(data: Float32Array, n: number, cols: number): Float32Array {
+  const m = new Float32Array(cols);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < cols; c++) {
+      m[c] = Math.max(m[c], Math.abs(data[i * cols + c]));
+    }
+  }
+  return m;
+}
+
+/**
+ * One pass over every row: per-column max |w| (augmented formats), the largest |w| (super weights, max/σ), and
+ * per-row Σw² and range auxiliary for the sampled-mode estimator. Also where sampled mode meets bad values.
+ */
+class FullScan {
+  readonly colMax: Float32Array;
+  readonly top = new TopAbs();
+  readonly rowSumSq: Float64Array;
+  /** Per group length: per-row range and absmax auxiliaries. */
+  readonly rowAux = new Map<number, [Float64Array, Float64Array]>();
+
+  constructor(
+    rows: number,
+    readonly cols: number,
+    groupSizes: number[],
+  ) {
+    this.colMax = new Float32Array(cols);
+    this.rowSumSq = new Float64Array(rows);
+    this.blockMin = new Float64Array(Math.ceil(cols / 16));
+    this.blockMax = new Float64Array(Math.ceil(cols / 16));
+    for (const g of groupSizes) this.rowAux.set(g, [new Float64Array(rows), new Float64Array(rows)]);
+  }
+
+  /** Per row: min and max (widened to contain 0) of each block of 16; coarser groups merge these. */
+  private readonly blockMin: Float64Array;
+  private readonly blockMax: Float64Array;
+
+  add(data: Float32Array, rowIds: Int32Array): void {
+    const { cols, colMax, blockMin, blockMax } = this;
+    for (let i = 0; i < rowIds.length; i++) {
+      const off = i * cols;
+      let sq = 0;
+      // Comparisons that are rarely true branch predictably (unlike abs on random signs).
+      for (let b = 0, c0 = 0; c0 < cols; b++, c0 += 16) {
+        const end = Math.min(cols, c0 + 16);
+        let mn = 0;
+        let mx = 0;
+        for (let c = c0; c < end; c++) {
+          const v = data[off + c];
+          sq += v * v;
+          if (v < mn) mn = v;
+          if (v > mx) mx = v;
+          const a = Math.abs(v);
+          if (a > colMax[c]) colMax[c] = a;
+        }
+        blockMin[b] = mn;
+        blockMax[b] = mx;
+      }
+      if (!Number.isFinite(sq)) locateNonFinite(data, off, cols, rowIds[i]);
+      const row = rowIds[i];
+      this.rowSumSq[row] = sq;
+      for (const [g, [range, amax]] of this.rowAux) {
+        if (g % 16 === 0) [range[row], amax[row]] = this.mergedAux(g);
+        else [range[row], amax[row]] = groupAux(data, off, cols, g);
+      }
+      this.top.addRow(data, off, cols, row);
+    }
+  }
+
+  /** groupAux for a group length that is a multiple of 16, from the row's 16-blocks. */
+  private mergedAux(g: number): [number, number] {
+    const k = g / 16;
+    let sr = 0;
+    let sa = 0;
+    for (let b0 = 0; b0 < this.blockMin.length; b0 += k) {
+      let mn = 0;
+      let mx = 0;
+      for (let b = b0; b < Math.min(b0 + k, this.blockMin.length); b++) {
+        mn = Math.min(mn, this.blockMin[b]);
+        mx = Math.max(mx, this.blockMax[b]);
+      }
+      const n = Math.min(g, this.cols - b0 * 16);
+      const a = Math.max(mx, -mn);
+      sr += n * (mx - mn) * (mx - mn);
+      sa += n * a * a;
+    }
+    return [sr, sa];
+  }
+
+  auxiliaries(): Float64Array[] {
+    return [this.rowSumSq, ...[...this.rowAux.values()].flat()];
+  }
+}
+
+function finish(
+  src: TensorSource,
+  opts: DatafreeOptions,
+  geo: TensorGeometry,
+  sample: RowSample | undefined,
+  stats: StatsAcc,
+  full: FullScan | undefined,
+  selected: NumberFormat[],
+  accs: Map<string, FormatAcc>,
+  lows: NumberFormat[],
+  int8: NumberFormat,
+): LayerReport {
+  const { t, rows } = src;
+  // Sampled: Σ w² of the whole tensor is known from the full pass.
+  const den = sample ? full!.rowSumSq.reduce((a, b) => a + b, 0) : stats.sumSq;
+  const errors: Record<string, FormatErrors> = {};
+  for (const f of selected) {
+    const a = accs.get(f.id)!;
+    const groupAuxes = f.granularity !== 'tensor' ? (full?.rowAux.get(a.groupSize) ?? []) : [];
+    const est = sample && sampledRatio(a.rowNum, sample, [full!.rowSumSq, ...groupAuxes], den, opts.confidence);
+    const relMse = est ? est.estimate : den > 0 ? a.num / den : 0;
+    const e: FormatErrors = {
+      relMse,
+      sqnrDb: relMse > 0 ? -10 * Math.log10(relMse) : null,
+      maxAbsErr: a.maxAbs,
+      entropyBits: a.entropyBits(),
+      bitsPerWeight: f.bitsPerWeight(t.shape, t.layout),
+    };
+    if (est) e.ci = [est.lo, est.hi];
+    errors[f.id] = e;
+  }
+  const report: LayerReport = {
+    name: t.name,
+    block: t.layer.block,
+    layer: t.layer.layer,
+    params: t.params,
+    shape: t.shape,
+    layout: t.layout,
+    dtype: t.dtype,
+    sumSq: den,
+    stats: stats.result((r, c) => src.coords(r, c), full?.top),
+    errors,
+  };
+  if (sample) report.sampled = { rows: sample.rows.length, of: rows };
+  if (opts.groupMaps && !sample) {
+    report.groupMaps = {};
+    for (const f of selected) report.groupMaps[f.id] = accs.get(f.id)!.map!.result();
+  }
+  if (lows.length > 0) {
+    report.highImpact = {};
+    report.promotion = {};
+    for (const low of lows) {
+      const a = accs.get(low.id)!;
+      report.highImpact[low.id] = highImpactCurves(a.rank!, low, int8, geo, den, opts.ratios);
+      report.promotion[low.id] = promotionCurve(a.promotion!, low, int8, geo, den);
+    }
+  }
+  return report;
+}

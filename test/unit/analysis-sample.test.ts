@@ -1,0 +1,126 @@
+// Sampled mode: row choice, the ratio-estimator interval, and that the full-scan value lies inside it.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { analyzeTensor } from '../../server/src/analysis/datafree';
+import { groupAux, heavinessOf, MIN_SAMPLE_ROWS, normalQuantile, ratioTotal, sampledRatio, sampleRows } from '../../server/src/analysis/sample';
+import { DEFAULT_FORMATS, DEFAULT_OPTIONS, type DatafreeOptions } from '../../server/src/analysis/types';
+import { randn, rng } from '../fixtures/common';
+import { memoryCheckpoint, tensorInfo } from '../helpers/memory-checkpoint';
+
+test('normal quantiles', () => {
+  assert.ok(Math.abs(normalQuantile(0.975) - 1.959963984540054) < 1e-8);
+  assert.ok(Math.abs(normalQuantile(0.005) + 2.5758293035489) < 1e-8);
+  assert.ok(Math.abs(normalQuantile(0.5)) < 1e-12);
+  assert.throws(() => normalQuantile(1));
+});
+
+test('ratio estimator with an auxiliary on a hand case, jackknife variance', () => {
+  // num [1, 2, 3], x [1, 1, 1], 3 of 100 rows, X = 100: r = 6/3 = 2 → N̂ = 200.
+  // Leave-one-out ratios (5/2, 4/2, 3/2) = (2.5, 2, 1.5), mean 2, Σ (r_j − 2)² = 0.5;
+  // Var = 100²·(1 − 3/100)·(2/3)·0.5.
+  const t = ratioTotal([1, 2, 3], [1, 1, 1], 100, 100);
+  assert.equal(t.total, 200);
+  assert.ok(Math.abs(t.variance - 1e4 * 0.97 * (2 / 3) * 0.5) < 1e-8);
+});
+
+test('stratified estimate: take-all rows exactly, the random rows by the best auxiliary', () => {
+  // 100 rows with x = 1, except row 7 (x = 50, heavy). Sample: row 7 (certain, num 40) + rows 1, 2, 3 (num 1, 2, 3).
+  const x = new Float64Array(100).fill(1);
+  x[7] = 50;
+  const sample = { rows: Int32Array.from([1, 2, 3, 7]), certain: Uint8Array.from([0, 0, 0, 1]) };
+  // Rest: 99 rows, X_r = 99; r = 6/3 = 2 → N̂_r = 198; jackknife Var = 99²·(1 − 3/99)·(2/3)·0.5. D = 400.
+  const r = sampledRatio([1, 2, 3, 40], sample, [x], 400, 0.95);
+  const half = (1.959963984540054 * Math.sqrt(99 * 99 * (1 - 3 / 99) * (2 / 3) * 0.5)) / 400;
+  assert.equal(r.estimate, (40 + 198) / 400);
+  assert.ok(Math.abs(r.hi - (r.estimate + half)) < 1e-8 && Math.abs(r.lo - (r.estimate - half)) < 1e-8);
+  // An auxiliary proportional to num on the random rows has zero residuals: it wins, the interval is a point.
+  const y = new Float64Array(100).fill(2);
+  y[1] = 1;
+  y[3] = 3;
+  const p = sampledRatio([1, 2, 3, 40], sample, [x, y], 400, 0.95);
+  const exact = (40 + (6 / 6) * (y.reduce((a, b) => a + b) - y[7])) / 400;
+  assert.deepEqual([p.estimate, p.lo, p.hi], [exact, exact, exact]);
+});
+
+test('group auxiliaries: Σ n·range² (range widened to 0) and Σ n·max|w|²', () => {
+  const w = new Float32Array(40);
+  w[3] = 2;
+  w[5] = -1; // group 0 (32 entries): range 3, absmax 2
+  w[35] = 0.5; // group 1 (8 entries): range [0, 0.5] → 0.5, absmax 0.5
+  assert.deepEqual(groupAux(w, 0, 40, 32), [32 * 9 + 8 * 0.25, 32 * 4 + 8 * 0.25]);
+  assert.deepEqual(groupAux(w, 0, 40, 40), [40 * 9, 40 * 4]);
+});
+
+test('row sample: sorted, distinct, seeded per tensor name, heavy rows taken, at least MIN_SAMPLE_ROWS', () => {
+  const a = sampleRows(4096, 0.05, 0, 'x.weight')!;
+  assert.equal(a.rows.length, Math.ceil(0.05 * 4096));
+  for (let i = 1; i < a.rows.length; i++) assert.ok(a.rows[i] > a.rows[i - 1]);
+  assert.ok(a.rows[0] >= 0 && a.rows[a.rows.length - 1] < 4096);
+  assert.ok(a.certain.every((c) => c === 0));
+  assert.deepEqual(sampleRows(4096, 0.05, 0, 'x.weight'), a);
+  assert.notDeepEqual(sampleRows(4096, 0.05, 0, 'y.weight'), a);
+  assert.notDeepEqual(sampleRows(4096, 0.05, 1, 'x.weight'), a);
+  assert.equal(sampleRows(100, 0.05, 0, 'x')!.rows.length, MIN_SAMPLE_ROWS);
+  assert.equal(sampleRows(MIN_SAMPLE_ROWS, 0.05, 0, 'x'), undefined, 'a sample of every row is a full scan');
+  // Heavy rows (≥ 5× the mean of an auxiliary) are always in, heaviest first, at most the sample size; the random
+  // part keeps at least MIN_SAMPLE_ROWS rows.
+  const x = new Float64Array(1000).fill(1);
+  for (const r of [5, 500, 999]) x[r] = 100;
+  const h = heavinessOf([x], 1000);
+  const s = sampleRows(1000, 0.05, 0, 'x', h)!;
+  assert.deepEqual([...s.rows].filter((r, i) => s.certain[i]), [5, 500, 999]);
+  assert.equal(s.rows.length, 50);
+  const many = sampleRows(1000, 0.05, 0, 'x', new Float64Array(1000).fill(1000))!;
+  assert.equal(many.certain.reduce((a, b) => a + b, 0), 50);
+  assert.equal(many.rows.length, 50 + MIN_SAMPLE_ROWS);
+});
+
+/** Rows with different scales and a few outlier channels: per-row errors vary, as in real layers. */
+function heterogeneous(rows: number, cols: number, seed: number): Float32Array {
+  const w = randn(rows * cols, seed, 0.02);
+  const r = rng(seed + 1);
+  for (let i = 0; i < rows; i++) {
+    const s = 0.5 + 2 * r();
+    for (let c = 0; c < cols; c++) w[i * cols + c] *= s;
+    if (r() < 0.05) w[i * cols + Math.floor(r() * cols)] *= 15;
+  }
+  return w;
+}
+
+const o = (x: Partial<DatafreeOptions>): DatafreeOptions => ({ ...DEFAULT_OPTIONS, highImpact: false, ...x });
+
+test('sampled relMse: the full-scan value lies inside the 95 % interval for every default format', async () => {
+  const rows = 2048;
+  const cols = 256;
+  const ckpt = memoryCheckpoint([{ name: 'l.weight', shape: [rows, cols], data: heterogeneous(rows, cols, 3) }]);
+  const t = tensorInfo(ckpt, 'l.weight');
+  const full = await analyzeTensor(ckpt, t, o({}));
+  const sampled = await analyzeTensor(ckpt, t, o({ sample: 0.05 }));
+  assert.deepEqual(sampled.sampled, { rows: Math.ceil(0.05 * rows), of: rows });
+  assert.equal(full.sampled, undefined);
+  for (const id of DEFAULT_FORMATS) {
+    const [lo, hi] = sampled.errors[id].ci!;
+    const v = full.errors[id].relMse;
+    assert.ok(lo <= v && v <= hi, `${id}: ${v} outside [${lo}, ${hi}]`);
+    assert.ok(hi - lo < 0.5 * v, `${id}: interval too wide to be useful`);
+  }
+  // Super weights and max|w| come from a full pass even when sampling.
+  assert.equal(sampled.stats.maxAbs, full.stats.maxAbs);
+});
+
+test('sampled intervals have about their nominal coverage (40 seeds)', async () => {
+  const rows = 600;
+  const cols = 128;
+  const ckpt = memoryCheckpoint([{ name: 'l.weight', shape: [rows, cols], data: heterogeneous(rows, cols, 9) }]);
+  const t = tensorInfo(ckpt, 'l.weight');
+  const id = 'int3_g128_asym';
+  const full = (await analyzeTensor(ckpt, t, o({ formats: [id] }))).errors[id].relMse;
+  let covered = 0;
+  const seeds = 40;
+  for (let seed = 0; seed < seeds; seed++) {
+    const [lo, hi] = (await analyzeTensor(ckpt, t, o({ formats: [id], sample: 0.1, seed }))).errors[id].ci!;
+    if (lo <= full && full <= hi) covered++;
+  }
+  // Binomial(40, 0.95): P(covered < 34) ≈ 0.3 %.
+  assert.ok(covered >= 34, `coverage ${covered}/${seeds}`);
+});
