@@ -9,8 +9,9 @@ import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import * as yauzl from 'yauzl';
 import { check, LIMITS, QuantLensError, type Location } from './errors';
-import { FilePool, RandomAccessFile } from './file';
-import { FLOAT_DTYPES, readPlainTensor, shapeSize } from './dtypes';
+import { checkShardInside, plainCheckpoint } from './plain-checkpoint';
+import { RandomAccessFile } from './file';
+import { FLOAT_DTYPES, shapeSize } from './dtypes';
 import { guessLayout, layerOf } from './layers';
 import { describeValue, MAX_PICKLE_DEPTH, STORAGE_TYPES, TORCH_DTYPES, unpickle, type PickleValue, type TensorRef } from './pickle';
 import type { Checkpoint, CheckpointReader, TensorInfo } from './types';
@@ -238,7 +239,7 @@ async function openFile(file: string, where: Location): Promise<RandomAccessFile
 async function openSingle(p: string): Promise<Checkpoint> {
   const file = path.resolve(p);
   const parsed = await parseArchive(file, { file });
-  return checkpoint(file, [file], parsed.tensors, parsed.metadata);
+  return plainCheckpoint('pytorch', file, [file], parsed.tensors, parsed.metadata);
 }
 
 async function parseArchive(file: string, referencedBy: Location, storage = 'zip'): Promise<Parsed> {
@@ -492,7 +493,7 @@ async function openIndex(p: string): Promise<Checkpoint> {
   const realDir = await fsp.realpath(dir);
   const shards = [...byShard.keys()].sort();
   const firstTensor = (shard: string): Location => ({ file, tensor: byShard.get(shard)!.names.values().next().value });
-  for (const shard of shards) await checkInside(realDir, shard, byShard.get(shard)!.rel, firstTensor(shard));
+  for (const shard of shards) await checkShardInside(realDir, shard, byShard.get(shard)!.rel, firstTensor(shard));
   const tensors: TensorInfo[] = [];
   for (const shard of shards) {
     const { rel, names } = byShard.get(shard)!;
@@ -514,48 +515,9 @@ async function openIndex(p: string): Promise<Checkpoint> {
     }
   }
   const metadata: Record<string, unknown> = isObject(root.metadata) ? { ...root.metadata } : {};
-  return checkpoint(file, [file, ...shards], tensors, metadata);
-}
-
-/** The shard must exist and, symlinks resolved, stay inside the (resolved) index folder. */
-async function checkInside(realDir: string, shard: string, rel: string, where: Location): Promise<void> {
-  let real: string;
-  try {
-    real = await fsp.realpath(shard);
-  } catch (e) {
-    throw new QuantLensError('not-found', `shard ${JSON.stringify(rel)} not found (${(e as NodeJS.ErrnoException).code ?? 'error'})`, where);
-  }
-  const r = path.relative(realDir, real);
-  check(
-    r !== '' && r !== '..' && !r.startsWith(`..${path.sep}`) && !path.isAbsolute(r),
-    'path-escape',
-    `shard ${JSON.stringify(rel)} resolves to ${real}, which is not inside the index folder ${realDir}`,
-    where,
-  );
+  return plainCheckpoint('pytorch', file, [file, ...shards], tensors, metadata);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Shared
 
-function checkpoint(opened: string, files: string[], tensors: TensorInfo[], metadata: Record<string, unknown>): Checkpoint {
-  const byName = new Map(tensors.map((t) => [t.name, t]));
-  const pool = new FilePool();
-  let closed = false;
-  return {
-    format: 'pytorch',
-    path: opened,
-    files,
-    tensors,
-    metadata,
-    async read(name, range) {
-      check(!closed, 'closed', 'checkpoint already closed', { file: opened, tensor: name });
-      const t = byName.get(name);
-      check(t, 'unknown-tensor', `no tensor named ${JSON.stringify(name)} in this checkpoint`, { file: opened, tensor: name });
-      return readPlainTensor(await pool.get(t.file), t, range);
-    },
-    async close() {
-      closed = true;
-      await pool.closeAll();
-    },
-  };
-}

@@ -5,8 +5,9 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { check, LIMITS, QuantLensError, type Location } from './errors';
-import { FilePool, RandomAccessFile } from './file';
-import { FLOAT_DTYPES, PLAIN_DTYPE_BYTES, readPlainTensor, shapeSize } from './dtypes';
+import { checkShardInside, plainCheckpoint } from './plain-checkpoint';
+import { RandomAccessFile } from './file';
+import { FLOAT_DTYPES, PLAIN_DTYPE_BYTES, shapeSize } from './dtypes';
 import { describe, isObject, parseJsonObject, type JsonObject } from './json';
 import { guessLayout, layerOf } from './layers';
 import type { Checkpoint, CheckpointReader, DType, TensorInfo } from './types';
@@ -64,7 +65,7 @@ function looksLikeIndex(head: Uint8Array): boolean {
 async function openSingle(p: string): Promise<Checkpoint> {
   const file = path.resolve(p);
   const parsed = await parseFile(file, { file });
-  return checkpoint(file, [file], parsed.tensors, parsed.metadata);
+  return plainCheckpoint('safetensors', file, [file], parsed.tensors, parsed.metadata);
 }
 
 interface Parsed {
@@ -271,7 +272,7 @@ async function openIndex(p: string): Promise<Checkpoint> {
   const shards = [...byShard.keys()].sort();
   const firstTensor = (shard: string): Location => ({ file, tensor: byShard.get(shard)!.names.values().next().value });
   // Every shard is checked to exist inside the folder before any is read.
-  for (const shard of shards) await checkInside(realDir, shard, byShard.get(shard)!.rel, firstTensor(shard));
+  for (const shard of shards) await checkShardInside(realDir, shard, byShard.get(shard)!.rel, firstTensor(shard));
   for (const shard of shards) {
     const { rel, names } = byShard.get(shard)!;
     const parsed = await parseFile(shard, firstTensor(shard), 'shard');
@@ -297,48 +298,9 @@ async function openIndex(p: string): Promise<Checkpoint> {
   }
   // The index's own metadata (total_size) goes on top.
   const metadata: Record<string, unknown> = Object.fromEntries([...shardMeta, ...Object.entries(root.metadata ?? {})]);
-  return checkpoint(file, [file, ...shards], tensors, metadata);
-}
-
-/** The shard must exist and, symlinks resolved, stay inside the (resolved) index folder. */
-async function checkInside(realDir: string, shard: string, rel: string, where: Location): Promise<void> {
-  let real: string;
-  try {
-    real = await fsp.realpath(shard);
-  } catch (e) {
-    throw new QuantLensError('not-found', `shard ${describe(rel)} not found (${(e as NodeJS.ErrnoException).code ?? 'error'})`, where);
-  }
-  const r = path.relative(realDir, real);
-  check(
-    r !== '' && r !== '..' && !r.startsWith(`..${path.sep}`) && !path.isAbsolute(r),
-    'path-escape',
-    `shard ${describe(rel)} resolves to ${real}, which is not inside the index folder ${realDir}`,
-    where,
-  );
+  return plainCheckpoint('safetensors', file, [file, ...shards], tensors, metadata);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Shared
 
-function checkpoint(opened: string, files: string[], tensors: TensorInfo[], metadata: Record<string, unknown>): Checkpoint {
-  const byName = new Map(tensors.map((t) => [t.name, t]));
-  const pool = new FilePool();
-  let closed = false;
-  return {
-    format: 'safetensors',
-    path: opened,
-    files,
-    tensors,
-    metadata,
-    async read(name, range) {
-      check(!closed, 'closed', 'checkpoint already closed', { file: opened, tensor: name });
-      const t = byName.get(name);
-      check(t, 'unknown-tensor', `no tensor named ${describe(name)} in this checkpoint`, { file: opened, tensor: name });
-      return readPlainTensor(await pool.get(t.file), t, range);
-    },
-    async close() {
-      closed = true;
-      await pool.closeAll();
-    },
-  };
-}
