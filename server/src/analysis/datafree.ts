@@ -55,7 +55,7 @@ class FormatAcc {
     this.groupErr = new Float64Array(Math.ceil(cols / this.groupSize));
   }
 
-  /** Row `row` of the view (scoring order `seq`) at w/out/codes[off …]; squared errors to err[off …] when given. */
+  /** Row `row` of the view at w/out/codes[off …]; its squared errors to err[off …] when given. */
   addRow(w: Float32Array, out: Float32Array, codes: Int32Array, off: number, row: number, err?: Float32Array): void {
     const { cols, groupSize, groupErr, hist } = this;
     let maxAbs = this.maxAbs;
@@ -151,8 +151,8 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
   let colMax: Float32Array | undefined;
   let full: FullScan | undefined;
   if ((augment.size > 0 && rows > src.blockRows) || sampling) {
-    const groupSizes = sampling ? selected.filter((f) => f.granularity !== 'tensor').map((f) => accs.get(f.id)!.groupSize) : [];
-    full = new FullScan(rows, cols, [...new Set(groupSizes)]);
+    const groupSizes = selected.filter((f) => f.granularity !== 'tensor').map((f) => accs.get(f.id)!.groupSize);
+    full = new FullScan(rows, cols, sampling ? [...new Set(groupSizes)] : undefined);
     for await (const b of src.blocks()) full.add(b.data, b.rowIds);
     colMax = full.colMax;
   }
@@ -194,7 +194,7 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
         input.set(data);
         input.set(colMax!, len);
       }
-      const out = quantize(acc.f, input, cols, codes);
+      const out = quantize(acc.f, input, cols, codes, rowIds);
       const err = acc === keep8 ? e8 : acc.rank ? errLow : undefined;
       for (let i = 0; i < n; i++) {
         acc.addRow(input, out, codes, i * cols, rowIds[i], err);
@@ -220,13 +220,17 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
   return finish(src, opts, geo, sample, stats, full, selected, accs, lows.map((a) => a.f), int8);
 }
 
-/** Quantize rows × cols values viewed as [rows, cols] out_in, mapping bad values to NonFiniteWeight. */
-function quantize(f: NumberFormat, input: Float32Array, cols: number, codes: Int32Array): Float32Array {
+/**
+ * Quantize values viewed as [rows, cols] out_in; a bad value becomes NonFiniteWeight at view row rowIds[i]
+ * (the whole tensor when rowIds is absent).
+ */
+function quantize(f: NumberFormat, input: Float32Array, cols: number, codes: Int32Array, rowIds?: Int32Array): Float32Array {
   try {
     return f.quantizeDequantize(input, [input.length / cols, cols], 'out_in', { codes: codes.subarray(0, input.length) });
   } catch (e) {
-    if (e instanceof QuantInputError) throw new NonFiniteWeight(Math.floor(e.index / cols), e.index % cols, e.value);
-    throw e;
+    if (!(e instanceof QuantInputError)) throw e;
+    const i = Math.floor(e.index / cols);
+    throw new NonFiniteWeight(rowIds ? rowIds[i] : i, e.index % cols, e.value);
   }
 }
 
@@ -249,8 +253,8 @@ function columnMax(data: Float32Array, n: number, cols: number): Float32Array {
 }
 
 /**
- * One pass over every row: per-column max |w| (augmented formats), the largest |w| (super weights, max/σ), and
- * per-row Σw² and range auxiliary for the sampled-mode estimator. Also where sampled mode meets bad values.
+ * One pass over every row: per-column max |w| (augmented formats) and, when sampling, the largest |w| (super
+ * weights, max/σ) and per-row Σw² and group auxiliaries for the estimator. Also where sampled mode meets bad values.
  */
 class FullScan {
   readonly colMax: Float32Array;
@@ -262,13 +266,14 @@ class FullScan {
   constructor(
     rows: number,
     readonly cols: number,
-    groupSizes: number[],
+    /** Group lengths whose auxiliaries the sampled-mode estimator needs; undefined: not sampling. */
+    private readonly groupSizes?: number[],
   ) {
     this.colMax = new Float32Array(cols);
     this.rowSumSq = new Float64Array(rows);
     this.blockMin = new Float64Array(Math.ceil(cols / 16));
     this.blockMax = new Float64Array(Math.ceil(cols / 16));
-    for (const g of groupSizes) this.rowAux.set(g, [new Float64Array(rows), new Float64Array(rows)]);
+    for (const g of groupSizes ?? []) this.rowAux.set(g, [new Float64Array(rows), new Float64Array(rows)]);
   }
 
   /** Per row: min and max (widened to contain 0) of each block of 16; coarser groups merge these. */
@@ -277,6 +282,18 @@ class FullScan {
 
   add(data: Float32Array, rowIds: Int32Array): void {
     const { cols, colMax, blockMin, blockMax } = this;
+    if (!this.groupSizes) {
+      for (let i = 0; i < rowIds.length; i++) {
+        let s = 0;
+        for (let c = 0; c < cols; c++) {
+          const v = data[i * cols + c];
+          s += v;
+          colMax[c] = Math.max(colMax[c], Math.abs(v));
+        }
+        if (!Number.isFinite(s)) locateNonFinite(data, i * cols, cols, rowIds[i]);
+      }
+      return;
+    }
     for (let i = 0; i < rowIds.length; i++) {
       const off = i * cols;
       let sq = 0;
@@ -372,7 +389,7 @@ function finish(
     layout: t.layout,
     dtype: t.dtype,
     sumSq: den,
-    stats: stats.result((r, c) => src.coords(r, c), full?.top),
+    stats: stats.result((r, c) => src.coords(r, c), sample ? full!.top : undefined),
     errors,
   };
   if (sample) report.sampled = { rows: sample.rows.length, of: rows };

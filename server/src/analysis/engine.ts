@@ -71,12 +71,11 @@ export interface AnalyzeResult {
 export async function analyzeCheckpoint(target: string, partial: Partial<DatafreeOptions>, run: AnalyzeRun = {}): Promise<AnalyzeResult> {
   const opts = resolveOptions(partial);
   const ckpt = await openCheckpoint(target);
-  let selected: TensorInfo[];
+  const selected: TensorInfo[] = [];
   let key: string | undefined;
   const cacheDir = run.cacheDir === undefined ? defaultCacheDir() : run.cacheDir;
   const skipped: AnalysisReport['skipped'] = { count: 0, params: 0, byReason: {}, tensors: [] };
   try {
-    selected = [];
     const only = opts.only !== undefined ? new RegExp(opts.only) : undefined;
     for (const t of ckpt.tensors) {
       const why = skipReason(t) ?? (only && !only.test(t.name) ? 'filtered' : undefined);
