@@ -1,11 +1,11 @@
 // Command handlers. Engines that land later (analysis, jobs, reports, exporters) say so plainly: never fake success.
 import * as vscode from 'vscode';
-import type { LanguageClient } from 'vscode-languageclient/node';
-import { Requests, type InspectResult } from '../../server/src/protocol';
+import { WorkDoneProgress, type LanguageClient } from 'vscode-languageclient/node';
+import { Requests, type AnalyzeResponse, type InspectResult } from '../../server/src/protocol';
 import type { ExplorerNode, SensitivityExplorer } from './explorer';
-import { describeError, sendRequest } from './languageClient';
+import { describeError, isCancelled, sendRequest } from './languageClient';
 import type { ModelEntry } from './models';
-import { inspectMarkdown } from './report';
+import { analysisMarkdown, inspectMarkdown } from './report';
 import { resolveLayer, resolveModel } from './targets';
 
 export interface CommandContext {
@@ -18,6 +18,39 @@ export interface CommandContext {
 export function inspectModel(client: LanguageClient, model: ModelEntry): Promise<InspectResult> {
   if (model.uri.scheme !== 'file') return Promise.reject(new Error(`${model.label}: only files on disk can be read (got ${model.uri.scheme}:)`));
   return sendRequest(client, Requests.inspect, { path: model.uri.fsPath });
+}
+
+let progressTokens = 0;
+
+/**
+ * Data-free analysis of a model on the server, shown as a cancellable notification fed by the server's `$/progress`.
+ * Resolves undefined when the user cancels.
+ */
+export async function analyzeModel(client: LanguageClient, model: ModelEntry): Promise<AnalyzeResponse | undefined> {
+  if (model.uri.scheme !== 'file') throw new Error(`${model.label}: only files on disk can be read (got ${model.uri.scheme}:)`);
+  const cfg = vscode.workspace.getConfiguration('quantlens');
+  const formats = cfg.get<string[]>('defaultFormats');
+  const cacheDir = cfg.get<string>('cacheFolder') || undefined;
+  return vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `QuantLens: analyzing ${model.label}`, cancellable: true },
+    async (progress, cancel) => {
+      const workDoneToken = `quantlens-analyze-${++progressTokens}`;
+      let shown = 0;
+      const sub = client.onProgress(WorkDoneProgress.type, workDoneToken, (v) => {
+        if (v.kind !== 'report' || v.percentage === undefined) return;
+        progress.report({ increment: v.percentage - shown, message: v.message });
+        shown = v.percentage;
+      });
+      try {
+        return await sendRequest(client, Requests.analyze, { path: model.uri.fsPath, formats, cacheDir, workDoneToken }, cancel);
+      } catch (e) {
+        if (isCancelled(e)) return undefined;
+        throw e;
+      } finally {
+        sub.dispose();
+      }
+    },
+  );
 }
 
 /** Failures surface as notifications with a way to the log, which holds the details. */
@@ -71,7 +104,12 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
     register('quantlens.analyzeSensitivity', 'Analyze Sensitivity', async (arg) => {
       const model = await resolveModel(explorer, arg, 'Analyze Sensitivity');
-      if (model) return tell(`Analyze Sensitivity: ${model.label} — sensitivity analysis is ${NOT_YET}.`);
+      if (!model) return;
+      const result = await analyzeModel(client, model);
+      if (!result) return tell(`Analyze Sensitivity: ${model.label} — cancelled.`);
+      const doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: analysisMarkdown(model.label, result) });
+      await vscode.window.showTextDocument(doc, { preview: false });
+      return result;
     }),
     register('quantlens.quantizeLayer', 'Quantize Layer', async (arg) => {
       if (needsTrust('Quantize Layer')) return;

@@ -1,6 +1,6 @@
 // Starts the QuantLens language server (dist/server/server.js) over Node IPC and types its custom requests.
 import * as vscode from 'vscode';
-import { LanguageClient, ResponseError, TransportKind, type LanguageClientOptions, type ServerOptions } from 'vscode-languageclient/node';
+import { LanguageClient, LSPErrorCodes, ResponseError, TransportKind, type LanguageClientOptions, type ServerOptions } from 'vscode-languageclient/node';
 import { ErrorCodes, type RequestType } from '../../server/src/protocol';
 
 export function createLanguageClient(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): LanguageClient {
@@ -32,4 +32,9 @@ export function describeError(e: unknown): string {
   if (e instanceof ResponseError && e.code === ErrorCodes.located) return e.message;
   if (e instanceof ResponseError) return `${e.message} (code ${e.code})`;
   return e instanceof Error ? e.message : String(e);
+}
+
+/** A request the user cancelled (the server answers RequestCancelled). */
+export function isCancelled(e: unknown): boolean {
+  return e instanceof ResponseError && e.code === LSPErrorCodes.RequestCancelled;
 }

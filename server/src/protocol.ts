@@ -1,5 +1,6 @@
 // Every custom LSP request/notification and its types, declared once.
 // Imported by the client (extension host), the server and the webview — keep it free of runtime dependencies.
+import type { AnalysisReport } from './analysis/types';
 import type { LayerSummary } from './formats/layers';
 import type { FormatId, ModelConfig, WeightLayout } from './formats/types';
 
@@ -46,6 +47,32 @@ export interface InspectResult {
   config?: ModelConfig;
 }
 
+export interface AnalyzeParams {
+  /** Absolute path or `file://` URI of a checkpoint file or model folder. */
+  path: string;
+  /** Format ids to score (default: the data-free default set, `quantlens formats`). */
+  formats?: string[];
+  /** Sampled mode: the fraction of output channels scored, in (0, 1]. */
+  sample?: number;
+  /** Only tensors whose name matches this regular expression. */
+  only?: string;
+  /** Compute the group-error maps (heatmap view). */
+  groupMaps?: boolean;
+  /** Analysis cache folder; absent: the default cache; empty string: no cache. */
+  cacheDir?: string;
+  /** LSP work-done token: progress is reported on it (`$/progress`). Without one the server creates its own. */
+  workDoneToken?: string | number;
+}
+
+export interface AnalyzeResponse {
+  report: AnalysisReport;
+  cache: 'hit' | 'miss' | 'off';
+  /** A non-fatal problem, e.g. the cache could not be written. */
+  warning?: string;
+  /** Wall time of the request on the server. */
+  ms: number;
+}
+
 /** A located error as the server reports it (request errors carry it in `data`). */
 export interface LocatedErrorData {
   code: string;
@@ -68,4 +95,6 @@ export type WebviewToHost = { type: 'ready' };
 
 export const Requests = {
   inspect: request<InspectParams, InspectResult>('quantlens/inspect'),
+  /** Data-free analysis, run on worker threads; reports `$/progress` and honours `$/cancelRequest`. */
+  analyze: request<AnalyzeParams, AnalyzeResponse>('quantlens/analyze'),
 } as const;

@@ -7,28 +7,41 @@ import {
   DiagnosticSeverity,
   type Diagnostic,
   ErrorCodes as RpcErrorCodes,
+  LSPErrorCodes,
   ProposedFeatures,
   ResponseError,
   TextDocuments,
   TextDocumentSyncKind,
   type CancellationToken,
+  WorkDoneProgress,
+  type ProgressToken,
+  type WorkDoneProgressBegin,
+  type WorkDoneProgressEnd,
+  type WorkDoneProgressReport,
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
+import { analyzeCheckpoint, OptionError } from './analysis';
 import { QuantLensError } from './formats/errors';
 import { inspectCheckpoint } from './inspect';
 import { PlanService } from './plan/service';
 import type { PlanDiagnostic } from './plan';
-import { ErrorCodes, Requests, type InspectParams, type LocatedErrorData, type RequestType } from './protocol';
+import { ErrorCodes, Requests, type AnalyzeParams, type AnalyzeResponse, type InspectParams, type LocatedErrorData, type RequestType } from './protocol';
 
 process.env.ORT_DISABLE_TELEMETRY ??= '1';
 
 const connection = createConnection(ProposedFeatures.all);
 const documents = new TextDocuments(TextDocument);
 
-connection.onInitialize(() => ({
-  capabilities: { textDocumentSync: TextDocumentSyncKind.Incremental },
-  serverInfo: { name: 'quantlens', version: process.env.QUANTLENS_VERSION ?? '0.1.0' },
-}));
+/** Whether the client accepts server-created progress (`window/workDoneProgress/create`). */
+let clientCreatesProgress = false;
+
+connection.onInitialize((params) => {
+  clientCreatesProgress = params.capabilities.window?.workDoneProgress === true;
+  return {
+    capabilities: { textDocumentSync: TextDocumentSyncKind.Incremental },
+    serverInfo: { name: 'quantlens', version: process.env.QUANTLENS_VERSION ?? '0.1.0' },
+  };
+});
 
 /** A checkpoint location from a request: an absolute path or a `file://` URI, nothing else. */
 function toFsPath(value: unknown): string {
@@ -49,6 +62,8 @@ function toFsPath(value: unknown): string {
  */
 function toResponseError(method: string, e: unknown): ResponseError<unknown> {
   if (e instanceof ResponseError) return e;
+  if (e instanceof OptionError) return new ResponseError(RpcErrorCodes.InvalidParams, `${e.option}: ${e.message}`);
+  if (e instanceof QuantLensError && e.code === 'cancelled') return new ResponseError(LSPErrorCodes.RequestCancelled, e.message);
   if (e instanceof QuantLensError) {
     const data: LocatedErrorData = { code: e.code, ...e.where };
     return new ResponseError(ErrorCodes.located, e.message, data);
@@ -75,6 +90,61 @@ function handle<P, R>(type: RequestType<P, R>, run: (params: P, token: Cancellat
 }
 
 handle(Requests.inspect, (p: InspectParams) => inspectCheckpoint(toFsPath(p?.path)));
+
+/** `$/progress` for one long request: on the client's token when it sent one, else on a server-created one. */
+async function requestProgress(token: ProgressToken | undefined, onCancel: () => void) {
+  let cancel: { dispose(): void } | undefined;
+  if (token === undefined && clientCreatesProgress) {
+    const created = await connection.window.createWorkDoneProgress();
+    cancel = created.token.onCancellationRequested(onCancel);
+    return { begin: (title: string) => created.begin(title, 0, undefined, true), report: (pct: number, message: string) => created.report(pct, message), done: () => (cancel?.dispose(), created.done()) };
+  }
+  const send = (value: WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd) => {
+    if (token !== undefined) void connection.sendProgress(WorkDoneProgress.type, token, value);
+  };
+  return {
+    begin: (title: string) => send({ kind: 'begin', title, percentage: 0, cancellable: true }),
+    report: (percentage: number, message: string) => send({ kind: 'report', percentage, message }),
+    done: () => send({ kind: 'end' }),
+  };
+}
+
+handle(Requests.analyze, async (p: AnalyzeParams, token): Promise<AnalyzeResponse> => {
+  const target = toFsPath(p?.path);
+  if (p.formats !== undefined && !(Array.isArray(p.formats) && p.formats.every((f) => typeof f === 'string'))) {
+    throw new ResponseError(RpcErrorCodes.InvalidParams, 'expected `formats`: an array of format ids');
+  }
+  if (p.cacheDir !== undefined && p.cacheDir !== '' && !(typeof p.cacheDir === 'string' && path.isAbsolute(p.cacheDir))) {
+    throw new ResponseError(RpcErrorCodes.InvalidParams, 'expected `cacheDir`: an absolute folder path, or "" for no cache');
+  }
+  const start = Date.now();
+  const abort = new AbortController();
+  const cancel = () => abort.abort(new QuantLensError('cancelled', 'analysis cancelled', { file: target }));
+  const sub = token.onCancellationRequested(cancel);
+  const progress = await requestProgress(p.workDoneToken, cancel);
+  progress.begin(`Analyzing ${path.basename(target)}`);
+  let lastPct = -1;
+  try {
+    const result = await analyzeCheckpoint(
+      target,
+      { formats: p.formats, sample: p.sample, only: p.only, groupMaps: p.groupMaps },
+      {
+        signal: abort.signal,
+        cacheDir: p.cacheDir === '' ? false : p.cacheDir,
+        onProgress: (done, total) => {
+          const pct = total > 0 ? Math.floor((100 * done) / total) : 100;
+          if (pct === lastPct) return;
+          lastPct = pct;
+          progress.report(pct, `${(done / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} M weights`);
+        },
+      },
+    );
+    return { ...result, ms: Date.now() - start };
+  } finally {
+    sub.dispose();
+    progress.done();
+  }
+});
 
 // ---- Plan files (*.quant.yaml): diagnostics as you type ----
 

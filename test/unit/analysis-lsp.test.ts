@@ -1,0 +1,115 @@
+// `quantlens/analyze` over a real LSP connection: the server process analyzes on worker threads, reports
+// `$/progress` on the client's token, answers a `$/cancelRequest` with RequestCancelled and keeps serving.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+import * as esbuild from 'esbuild';
+import {
+  CancellationTokenSource,
+  createMessageConnection,
+  ResponseError,
+  StreamMessageReader,
+  StreamMessageWriter,
+  type MessageConnection,
+} from 'vscode-jsonrpc/node';
+import { analyzeCheckpoint } from '../../server/src/analysis';
+import { Requests, type AnalyzeResponse } from '../../server/src/protocol';
+import { randn, tempDir } from '../fixtures/common';
+import { writeSafetensors } from '../fixtures/safetensors';
+
+const OUT = path.resolve('test/.tmp/analysis-lsp');
+const SERVER = path.join(OUT, 'server/server.js');
+
+let server: ChildProcessWithoutNullStreams;
+let rpc: MessageConnection;
+const { dir, cleanup } = tempDir();
+const small = path.join(dir, 'small.safetensors');
+const big = path.join(dir, 'big.safetensors');
+const f32 = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+const progress: { token: unknown; value: { kind: string; percentage?: number } }[] = [];
+
+before(async () => {
+  mkdirSync(OUT, { recursive: true });
+  const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', external: ['vscode', 'onnxruntime-node', 'highs'], logLevel: 'error' } as const;
+  // The pool finds analysis-worker.js one folder up from server/server.js, as in dist/.
+  await esbuild.build({ ...common, entryPoints: ['server/src/server.ts'], outfile: SERVER });
+  await esbuild.build({ ...common, entryPoints: ['server/src/analysis/worker.ts'], outfile: path.join(OUT, 'analysis-worker.js') });
+  writeSafetensors(small, [
+    { name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [64, 256], bytes: f32(randn(64 * 256, 1)) },
+    { name: 'model.layers.0.mlp.down_proj.weight', dtype: 'F32', shape: [256, 64], bytes: f32(randn(256 * 64, 2)) },
+  ]);
+  writeSafetensors(big, [{ name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [4096, 2048], bytes: f32(randn(4096 * 2048, 3)) }]);
+
+  server = spawn(process.execPath, [SERVER, '--stdio'], { stdio: 'pipe' });
+  rpc = createMessageConnection(new StreamMessageReader(server.stdout), new StreamMessageWriter(server.stdin));
+  rpc.onNotification('$/progress', (p: (typeof progress)[number]) => progress.push(p));
+  rpc.listen();
+  await rpc.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {} });
+  await rpc.sendNotification('initialized', {});
+});
+
+after(() => {
+  rpc?.dispose();
+  if (server && server.exitCode === null) server.kill('SIGKILL');
+  cleanup();
+});
+
+test('analyze over LSP: the same report as the engine, progress on the client token from begin to end', async () => {
+  const formats = ['int4_g128_asym', 'int8_ch_sym', 'mxfp4'];
+  const r = await rpc.sendRequest<AnalyzeResponse>(Requests.analyze.method, { path: small, formats, cacheDir: '', workDoneToken: 'tok-1' });
+  const direct = await analyzeCheckpoint(small, { formats }, { cacheDir: false, threads: 0 });
+  assert.equal(r.cache, 'off');
+  assert.deepEqual(r.report.formats.map((f) => f.id), formats);
+  assert.deepEqual(r.report.layers.map((l) => l.name), direct.report.layers.map((l) => l.name));
+  for (const [i, l] of r.report.layers.entries()) {
+    for (const f of formats) assert.equal(l.errors[f].relMse, direct.report.layers[i].errors[f].relMse, `${l.name} ${f}`);
+  }
+  // Gaussian weights: int8 per channel keeps ~40 dB, int4 per group of 128 ~20 dB.
+  assert.ok(r.report.model.totals.int8_ch_sym.sqnrDb! > 35);
+  assert.ok(r.report.model.totals.int4_g128_asym.sqnrDb! > 15 && r.report.model.totals.int4_g128_asym.sqnrDb! < 25);
+
+  const mine = progress.filter((p) => p.token === 'tok-1').map((p) => p.value);
+  assert.equal(mine[0].kind, 'begin');
+  assert.equal(mine.at(-1)!.kind, 'end');
+  const pcts = mine.filter((v) => v.kind === 'report').map((v) => v.percentage!);
+  assert.ok(pcts.length >= 1);
+  assert.deepEqual(pcts, [...pcts].sort((a, b) => a - b), 'percentages only grow');
+  assert.equal(pcts.at(-1), 100);
+});
+
+test('a cancelled analysis answers RequestCancelled, its progress ends, and the server keeps serving', async () => {
+  const source = new CancellationTokenSource();
+  const pending = rpc.sendRequest<AnalyzeResponse>(Requests.analyze.method, { path: big, cacheDir: '', workDoneToken: 'tok-2' }, source.token);
+  // Cancel once the workers have started (the first progress report), so cancellation interrupts real work.
+  const t0 = Date.now();
+  while (!progress.some((p) => p.token === 'tok-2' && p.value.kind === 'report') && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 20));
+  source.cancel();
+  const err = await pending.then(
+    () => assert.fail('the analysis finished although it was cancelled'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof ResponseError);
+  assert.equal(err.code, -32800, err.message);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(progress.filter((p) => p.token === 'tok-2').at(-1)!.value.kind, 'end');
+
+  const again = await rpc.sendRequest<AnalyzeResponse>(Requests.analyze.method, { path: small, formats: ['int8_ch_sym'], cacheDir: '' });
+  assert.equal(again.report.layers.length, 2);
+});
+
+test('bad parameters are InvalidParams errors that name the problem', async () => {
+  const fail = (params: unknown) =>
+    rpc.sendRequest(Requests.analyze.method, params).then(
+      () => assert.fail('expected an error'),
+      (e: unknown) => e as ResponseError<unknown>,
+    );
+  const unknown = await fail({ path: small, formats: ['int5_g7_weird'], cacheDir: '' });
+  assert.equal(unknown.code, -32602);
+  assert.match(unknown.message, /formats: .*int5_g7_weird/);
+  const relative = await fail({ path: 'model.safetensors' });
+  assert.match(relative.message, /absolute path/);
+  const sample = await fail({ path: small, sample: 2, cacheDir: '' });
+  assert.match(sample.message, /sample/);
+});
