@@ -1,5 +1,6 @@
 // Whole-checkpoint analysis: tensor selection, options, worker pool (threads, progress, cancellation), totals.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { analyzeCheckpoint, OptionError, resolveOptions } from '../../server/src/analysis/engine';
@@ -89,4 +90,18 @@ test('options are checked', () => {
   bad({ sample: 1.5 }, 'sample', /\(0, 1\]/);
   bad({ only: '(' }, 'only', /regular expression/);
   assert.deepEqual(resolveOptions({ sigma: undefined }).formats, DEFAULT_FORMATS);
+});
+
+test('a worker that dies mid-run fails that run with a clear error; the next run succeeds', async () => {
+  const { dir: d, cleanup: c } = tempDir();
+  try {
+    // A worker that takes its first task and then exits, as a crash (or an OOM kill of the thread) would.
+    const crash = path.join(d, 'crash-worker.js');
+    writeFileSync(crash, "require('node:worker_threads').parentPort.once('message', () => process.exit(7));\n");
+    await assert.rejects(analyzeCheckpoint(big, {}, { threads: 2, cacheDir: false, workerScript: crash }), /analysis worker exited with code 7/);
+    const again = await analyzeCheckpoint(big, { formats: ['int8_ch_sym'] }, { threads: 2, cacheDir: false });
+    assert.equal(again.report.layers.length, 6);
+  } finally {
+    c();
+  }
 });
