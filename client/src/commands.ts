@@ -30,7 +30,8 @@ export async function analyzeModel(client: LanguageClient, model: ModelEntry): P
   if (model.uri.scheme !== 'file') throw new Error(`${model.label}: only files on disk can be read (got ${model.uri.scheme}:)`);
   const cfg = vscode.workspace.getConfiguration('quantlens');
   const formats = cfg.get<string[]>('defaultFormats');
-  const cacheDir = cfg.get<string>('cacheFolder') || undefined;
+  // Restricted mode writes nothing, not even the analysis cache ('' = no cache).
+  const cacheDir = vscode.workspace.isTrusted ? cfg.get<string>('cacheFolder') || undefined : '';
   return vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `QuantLens: analyzing ${model.label}`, cancellable: true },
     async (progress, cancel) => {
