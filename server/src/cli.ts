@@ -1,5 +1,4 @@
 // The `quantlens` CLI: the same engine as the language server, for terminals and CI.
-import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { analyzeCheckpoint, DEFAULT_FORMATS, OptionError, resolveOptions } from './analysis';
@@ -10,6 +9,8 @@ import { inspectCheckpoint } from './inspect';
 import { describeFormats } from './quant';
 import { formatInspectTable } from './report/table';
 import { registerAllocate } from './commands/allocate';
+import { registerExport } from './commands/export';
+import { writeOutputFile } from './output';
 
 process.env.ORT_DISABLE_TELEMETRY ??= '1';
 
@@ -47,6 +48,7 @@ program
   });
 
 registerAllocate(program);
+registerExport(program);
 
 program
   .command('formats')
@@ -132,12 +134,8 @@ program
       bar?.done();
       if (warning) process.stderr.write(`quantlens: warning: ${warning}\n`);
       const json = `${JSON.stringify({ ...report, cache }, null, 1)}\n`;
-      if (flags.out) {
-        const out = path.resolve(flags.out);
-        const tmp = `${out}.${process.pid}.tmp`;
-        await fsp.writeFile(tmp, json);
-        await fsp.rename(tmp, out);
-      }
+      // A report may replace an earlier report, never a model file.
+      if (flags.out) await writeOutputFile(flags.out, json, { overwrite: true, inputs: report.model.files });
       process.stdout.write(flags.json ? json : formatAnalysisTable(report));
     } finally {
       bar?.done();

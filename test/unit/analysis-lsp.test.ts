@@ -32,7 +32,7 @@ const progress: { token: unknown; value: { kind: string; percentage?: number } }
 
 before(async () => {
   mkdirSync(OUT, { recursive: true });
-  const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', external: ['vscode', 'onnxruntime-node', 'highs'], logLevel: 'error' } as const;
+  const common: esbuild.BuildOptions = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', external: ['vscode', 'onnxruntime-node', 'highs'], logLevel: 'error' };
   // The pool finds analysis-worker.js one folder up from server/server.js, as in dist/.
   await esbuild.build({ ...common, entryPoints: ['server/src/server.ts'], outfile: SERVER });
   await esbuild.build({ ...common, entryPoints: ['server/src/analysis/worker.ts'], outfile: path.join(OUT, 'analysis-worker.js') });
@@ -44,7 +44,7 @@ before(async () => {
 
   server = spawn(process.execPath, [SERVER, '--stdio'], { stdio: 'pipe' });
   rpc = createMessageConnection(new StreamMessageReader(server.stdout), new StreamMessageWriter(server.stdin));
-  rpc.onNotification('$/progress', (p: (typeof progress)[number]) => progress.push(p));
+  rpc.onNotification('$/progress', (p: (typeof progress)[number]) => void progress.push(p));
   rpc.listen();
   await rpc.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {} });
   await rpc.sendNotification('initialized', {});
