@@ -51,6 +51,16 @@ registerAllocate(program);
 registerExport(program);
 
 program
+  .command('lsp')
+  .description('run the QuantLens language server for any LSP editor (plan diagnostics, code lenses, hovers, completion)')
+  .option('--stdio', 'speak LSP over stdin/stdout (the default)')
+  .action(async () => {
+    // The server takes its transport from argv when it loads.
+    if (!process.argv.includes('--stdio')) process.argv.push('--stdio');
+    await import('./server');
+  });
+
+program
   .command('formats')
   .description('list the number formats: id, family, bits per weight (4096×4096, scales included) and definition')
   .option('--json', 'print a JSON array')
@@ -73,6 +83,7 @@ interface AnalyzeFlags {
   highImpact: boolean;
   threads?: string;
   only?: string;
+  imatrix?: string;
 }
 
 /** A numeric flag, or an OptionError naming it. */
@@ -97,6 +108,7 @@ program
   .option('--group-maps', 'include the downsampled group-error map of every layer × format (≤ 256×256)')
   .option('--no-high-impact', 'skip the high-impact ratio and group-promotion curves')
   .option('--only <regex>', 'analyze only the tensors whose name matches')
+  .option('--imatrix <file>', 'llama.cpp importance matrix (GGUF or legacy .dat): adds the Hessian-diagonal score tr(ΔW H ΔWᵀ)')
   .option('--threads <n>', 'worker threads (default: one per core; 0 = in this thread)')
   .option('--no-cache', 'neither read nor write the result cache')
   .option('--cache-dir <dir>', 'cache folder (default $XDG_CACHE_HOME/quantlens or ~/.cache/quantlens)')
@@ -113,6 +125,7 @@ program
         groupMaps: flags.groupMaps ?? false,
         highImpact: flags.highImpact,
         only: flags.only,
+        imatrix: flags.imatrix,
       });
       threads = num('threads', flags.threads);
       if (threads !== undefined && !(Number.isInteger(threads) && threads >= 0)) throw new OptionError('threads', `--threads expects a count ≥ 0, got '${flags.threads}'`);

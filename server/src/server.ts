@@ -4,8 +4,6 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   createConnection,
-  DiagnosticSeverity,
-  type Diagnostic,
   ErrorCodes as RpcErrorCodes,
   LSPErrorCodes,
   ProposedFeatures,
@@ -23,8 +21,8 @@ import { TextDocument } from 'vscode-languageserver-textdocument';
 import { analyzeCheckpoint, OptionError } from './analysis';
 import { QuantLensError } from './formats/errors';
 import { inspectCheckpoint } from './inspect';
+import { PLAN_CAPABILITIES, registerPlanFeatures } from './lsp/register';
 import { PlanService } from './plan/service';
-import type { PlanDiagnostic } from './plan';
 import { ErrorCodes, Requests, type AnalyzeParams, type AnalyzeResponse, type InspectParams, type LocatedErrorData, type RequestType } from './protocol';
 
 process.env.ORT_DISABLE_TELEMETRY ??= '1';
@@ -37,8 +35,11 @@ let clientCreatesProgress = false;
 
 connection.onInitialize((params) => {
   clientCreatesProgress = params.capabilities.window?.workDoneProgress === true;
+  // Where plan lenses look for cached analyses (the `quantlens.cacheFolder` setting, when the client sends it).
+  const cacheFolder = (params.initializationOptions as { cacheFolder?: unknown } | undefined)?.cacheFolder;
+  if (typeof cacheFolder === 'string' && path.isAbsolute(cacheFolder)) plans.cacheDir = cacheFolder;
   return {
-    capabilities: { textDocumentSync: TextDocumentSyncKind.Incremental },
+    capabilities: { textDocumentSync: TextDocumentSyncKind.Incremental, ...PLAN_CAPABILITIES },
     serverInfo: { name: 'quantlens', version: process.env.QUANTLENS_VERSION ?? '0.1.0' },
   };
 });
@@ -139,6 +140,8 @@ handle(Requests.analyze, async (p: AnalyzeParams, token): Promise<AnalyzeRespons
         },
       },
     );
+    // Open plans on this model show the new predictions.
+    void plans.useReport(target, result.report).then(() => planFeatures.refresh(), () => undefined);
     return { ...result, ms: Date.now() - start };
   } finally {
     sub.dispose();
@@ -146,51 +149,10 @@ handle(Requests.analyze, async (p: AnalyzeParams, token): Promise<AnalyzeRespons
   }
 });
 
-// ---- Plan files (*.quant.yaml): diagnostics as you type ----
+// ---- Plan files (*.quant.yaml) and config files: diagnostics, lenses, hovers, completion, code actions ----
 
 const plans = new PlanService();
-const PLAN_DEBOUNCE_MS = 150;
-const pending = new Map<string, NodeJS.Timeout>();
-const SEVERITY = { error: DiagnosticSeverity.Error, warning: DiagnosticSeverity.Warning, information: DiagnosticSeverity.Information, hint: DiagnosticSeverity.Hint };
-
-const isPlan = (uri: string) => /\.quant\.ya?ml$/i.test(uri) && uri.startsWith('file:');
-
-function toLspDiagnostic(d: PlanDiagnostic, uri: string): Diagnostic {
-  return {
-    range: d.range,
-    severity: SEVERITY[d.severity],
-    code: d.code,
-    source: 'quantlens',
-    message: d.suggestion ? `${d.message} (did you mean '${d.suggestion}'?)` : d.message,
-    ...(d.related?.length ? { relatedInformation: d.related.map((r) => ({ location: { uri, range: r.range }, message: r.message })) } : {}),
-  };
-}
-
-async function publishPlanDiagnostics(doc: TextDocument): Promise<void> {
-  const version = doc.version;
-  try {
-    const analysis = await plans.analyze(doc.getText(), fileURLToPath(doc.uri));
-    // A newer edit already scheduled its own run: drop this stale result.
-    if (documents.get(doc.uri)?.version !== version) return;
-    await connection.sendDiagnostics({ uri: doc.uri, version, diagnostics: analysis.diagnostics.map((d) => toLspDiagnostic(d, doc.uri)) });
-  } catch (e) {
-    connection.console.error(`plan diagnostics failed for ${doc.uri}: ${(e as Error)?.stack ?? String(e)}`);
-  }
-}
-
-documents.onDidChangeContent(({ document }) => {
-  if (!isPlan(document.uri)) return;
-  clearTimeout(pending.get(document.uri));
-  pending.set(document.uri, setTimeout(() => {
-    pending.delete(document.uri);
-    void publishPlanDiagnostics(document);
-  }, PLAN_DEBOUNCE_MS));
-});
-documents.onDidClose(({ document }) => {
-  clearTimeout(pending.get(document.uri));
-  pending.delete(document.uri);
-  if (isPlan(document.uri)) void connection.sendDiagnostics({ uri: document.uri, diagnostics: [] });
-});
+const planFeatures = registerPlanFeatures(connection, documents, plans);
 
 // A stray rejection must not take the server (and every open editor's features) down.
 process.on('unhandledRejection', (e) => connection.console.error(`unhandled rejection: ${(e as Error)?.stack ?? String(e)}`));

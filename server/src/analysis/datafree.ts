@@ -6,6 +6,7 @@
 import { QuantLensError } from '../formats/errors';
 import type { Checkpoint, TensorInfo } from '../formats/types';
 import { getFormat, QuantInputError, type NumberFormat } from '../quant';
+import { cachedImatrix, hessianDiagonal } from '../sensitivity/imatrix';
 import { toFp16 } from '../quant/minifloat';
 import { blockMode, groupSizeOf } from './blockmode';
 import { GroupMapAcc } from './groupmap';
@@ -35,6 +36,8 @@ export interface TensorContext {
 /** Error sums, code histogram and per-group errors of one format over the rows scored so far. */
 class FormatAcc {
   num = 0;
+  /** Σ (ΔW_ij)² H_jj with an imatrix diagonal (0 without one). */
+  hnum = 0;
   maxAbs = 0;
   readonly hist = new Float64Array(CODE_BINS);
   readonly rare = new Map<number, number>();
@@ -93,6 +96,16 @@ class FormatAcc {
     this.map?.addRow(row, groupErr);
   }
 
+  /** Adds Σ_c (out − w)²·h[hOff + c] over the row at off (the Hessian-diagonal weighted error). */
+  addWeighted(w: Float32Array, out: Float32Array, off: number, h: Float32Array, hOff: number): void {
+    let s = 0;
+    for (let c = 0; c < this.cols; c++) {
+      const d = out[off + c] - w[off + c];
+      s += d * d * h[hOff + c];
+    }
+    this.hnum += s;
+  }
+
   entropyBits(): number {
     let n = 0;
     let s = 0;
@@ -135,6 +148,7 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
   const sampling = opts.sample !== undefined && sampleSize(rows, opts.sample) < rows;
 
   const selected = opts.formats.map(getFormat);
+  const hd = opts.imatrix !== undefined ? hessianDiagonal(await cachedImatrix(opts.imatrix), t.name, rows, cols) : undefined;
   const accs = new Map(selected.map((f) => [f.id, new FormatAcc(f, cols)]));
   const blockwise = selected.filter((f) => blockMode(f) !== 'whole').map((f) => accs.get(f.id)!);
   const whole = selected.filter((f) => blockMode(f) === 'whole').map((f) => accs.get(f.id)!);
@@ -199,6 +213,7 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
       for (let i = 0; i < n; i++) {
         acc.addRow(input, out, codes, i * cols, rowIds[i], err);
         acc.promotion?.addRow(seq + i, acc.groupErr, e8!, i * cols, acc.groupSize, cols);
+        if (hd) acc.addWeighted(input, out, i * cols, hd.diag, hd.matOfRow(rowIds[i]) * cols);
       }
       acc.rank?.addBlock(errLow!, errLowBits!, magKey!, e16!, e8!, len);
     }
@@ -213,11 +228,14 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
     const ids = subset ?? allRows(rows);
     for (const acc of whole) {
       const out = quantize(acc.f, all, cols, allCodes);
-      for (const r of ids) acc.addRow(all, out, allCodes, r * cols, r);
+      for (const r of ids) {
+        acc.addRow(all, out, allCodes, r * cols, r);
+        if (hd) acc.addWeighted(all, out, r * cols, hd.diag, hd.matOfRow(r) * cols);
+      }
     }
   }
 
-  return finish(src, opts, geo, sample, stats, full, selected, accs, lows.map((a) => a.f), int8);
+  return finish(src, opts, geo, sample, stats, full, selected, accs, lows.map((a) => a.f), int8, hd !== undefined);
 }
 
 /**
@@ -360,6 +378,7 @@ function finish(
   accs: Map<string, FormatAcc>,
   lows: NumberFormat[],
   int8: NumberFormat,
+  weighted: boolean,
 ): LayerReport {
   const { t, rows } = src;
   // Sampled: Σ w² of the whole tensor is known from the full pass.
@@ -378,6 +397,8 @@ function finish(
       bitsPerWeight: f.bitsPerWeight(t.shape, t.layout),
     };
     if (est) e.ci = [est.lo, est.hi];
+    // Sampled: the weighted sum scales like the unweighted one (the same rows were scored).
+    if (weighted) e.hessianDiag = est ? (a.num > 0 ? (a.hnum * relMse * den) / a.num : 0) : a.hnum;
     errors[f.id] = e;
   }
   const report: LayerReport = {

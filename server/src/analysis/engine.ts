@@ -1,8 +1,11 @@
 // `analyzeCheckpoint`: the data-free analysis of a whole checkpoint — tensor selection, cache, worker pool,
 // model totals. Shared by the CLI (`quantlens analyze`) and the language server.
+import * as path from 'node:path';
 import { openCheckpoint } from '../formats/registry';
 import type { TensorInfo } from '../formats/types';
 import { getFormat, UnknownFormatError } from '../quant';
+import { gridOf } from '../quant/grid';
+import { hessianDiagonal, readImatrix } from '../sensitivity/imatrix';
 import { cacheKey, defaultCacheDir, readCache, writeCache } from './cache';
 import { runPool, type PoolRun } from './pool';
 import { sampleSize } from './sample';
@@ -38,6 +41,7 @@ export function resolveOptions(partial: Partial<DatafreeOptions> = {}): Datafree
   if (!(Number.isInteger(o.mapSize) && o.mapSize >= 1 && o.mapSize <= 256)) throw new OptionError('map-size', `map size ${o.mapSize} must be an integer in 1…256`);
   if (!o.ratios.every((r) => r >= 0 && r <= 1)) throw new OptionError('ratios', 'high-impact ratios must be in [0, 1]');
   if (!Number.isInteger(o.seed)) throw new OptionError('seed', `seed ${o.seed} must be an integer`);
+  if (o.imatrix !== undefined) o.imatrix = path.resolve(o.imatrix);
   if (o.only !== undefined) {
     try {
       new RegExp(o.only);
@@ -75,6 +79,7 @@ export async function analyzeCheckpoint(target: string, partial: Partial<Datafre
   let key: string | undefined;
   const cacheDir = run.cacheDir === undefined ? defaultCacheDir() : run.cacheDir;
   const skipped: AnalysisReport['skipped'] = { count: 0, params: 0, byReason: {}, tensors: [] };
+  let imatrix: AnalysisReport['imatrix'];
   try {
     const only = opts.only !== undefined ? new RegExp(opts.only) : undefined;
     for (const t of ckpt.tensors) {
@@ -88,8 +93,18 @@ export async function analyzeCheckpoint(target: string, partial: Partial<Datafre
       skipped.byReason[why] = (skipped.byReason[why] ?? 0) + 1;
       skipped.tensors.push({ name: t.name, reason: why });
     }
+    if (opts.imatrix !== undefined) {
+      const im = await readImatrix(opts.imatrix);
+      // Checks every tensor's column count against its entry now, before any worker starts.
+      const matched = selected.filter((t) => {
+        const g = gridOf(t.shape, t.layout);
+        return hessianDiagonal(im, t.name, g.rows, g.cols) !== undefined;
+      }).length;
+      imatrix = { file: im.file, layout: im.layout, entries: im.entries.size, matched, chunks: im.chunks ?? null, datasets: im.datasets };
+    }
     if (cacheDir !== false) {
-      key = await cacheKey(ckpt.path, ckpt.files, opts);
+      // The imatrix is an input too: its identity is part of the key.
+      key = await cacheKey(ckpt.path, opts.imatrix !== undefined ? [...ckpt.files, opts.imatrix] : ckpt.files, opts);
       const hit = await readCache(cacheDir, key);
       if (hit) return { report: hit, cache: 'hit' };
     }
@@ -117,6 +132,7 @@ export async function analyzeCheckpoint(target: string, partial: Partial<Datafre
     layers,
     skipped,
   };
+  if (imatrix) report.imatrix = imatrix;
   report.formats = opts.formats.map((id) => ({ id, bitsPerWeight: report.model.totals[id].bitsPerWeight }));
   if (cacheDir === false || key === undefined) return { report, cache: 'off' };
   try {

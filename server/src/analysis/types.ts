@@ -34,6 +34,8 @@ export interface DatafreeOptions {
   ratios: number[];
   /** Analyze only tensors whose name matches this regular expression (the others are skipped as `filtered`). */
   only?: string;
+  /** A llama.cpp imatrix file (GGUF or legacy .dat): adds `hessianDiag` per layer × format. */
+  imatrix?: string;
 }
 
 export const DEFAULT_OPTIONS: DatafreeOptions = {
@@ -80,6 +82,11 @@ export interface FormatErrors {
   bitsPerWeight: number;
   /** Sampled mode: confidence interval of relMse (ratio estimator over sampled rows, CLT). */
   ci?: [number, number];
+  /**
+   * With an imatrix: tr(ΔW H ΔWᵀ) for the diagonal Hessian H_jj = 2·E[x_j²] = Σ_ij ΔW_ij² H_jj — twice the
+   * expected increase of the layer's squared output error when inputs are uncorrelated (sampled mode: estimated).
+   */
+  hessianDiag?: number;
 }
 
 /** Mean squared error of `cellRows × cellCols` cells; cell (i, j) covers rows i·rowsPerCell… and groups j·groupsPerCell…. */
@@ -146,6 +153,8 @@ export interface AnalysisReport {
   version: string;
   formats: { id: string; bitsPerWeight: number }[];
   options: { sigma: number; sample: number | null; confidence: number | null; ratios: number[] };
+  /** The imatrix the `hessianDiag` scores come from: its layout and how many analyzed tensors it covers. */
+  imatrix?: { file: string; layout: 'gguf' | 'legacy'; entries: number; matched: number; chunks: number | null; datasets: string[] };
   model: {
     path: string;
     format: string;

@@ -25,6 +25,8 @@ export interface PlanAnalysis {
   resolved: boolean;
   defaults: { tensors: number; params: number };
   notAnalyzable: number;
+  /** When resolved: the index, the deciding rule per tensor id and the decision per slot (see Resolution). */
+  resolution?: { index: TensorIndex; owner: Int32Array; decisions: readonly TensorAssignment[] };
 }
 
 /** Parse, validate and (given tensors) resolve a plan. Never throws on any input text. */
@@ -44,6 +46,7 @@ export function analyzePlan(text: string, planPath: string, opts: AnalyzeOptions
     const index = opts.tensors instanceof TensorIndex ? opts.tensors : indexFor(opts.tensors);
     const r = resolvePlan(plan, v.patterns, index);
     Object.assign(out, { rules: r.rules, assignment: r.assignment, defaults: r.defaults, notAnalyzable: r.notAnalyzable, resolved: true });
+    out.resolution = { index, owner: r.owner, decisions: r.decisions };
     diagnostics.push(...r.diagnostics);
   }
   diagnostics.sort((a, b) => a.range.start.line - b.range.start.line || a.range.start.character - b.range.start.character);

@@ -11,11 +11,18 @@
 // without `**` always matches exactly one name part, so each such part narrows the candidates to the tensors
 // holding a matching part; the candidate lists are intersected and only the survivors run the full RegExp.
 
+import type { WeightLayout } from '../formats/types';
+
 export interface PlanTensor {
   name: string;
   layer: { block: string; layer: string; fusedGroup?: string };
   params: number;
   analyzable: boolean;
+  /** Shape and layout give exact storage bits per format (see cost.ts); without them bits are estimated. */
+  shape?: readonly number[];
+  layout?: WeightLayout;
+  /** Stored bytes (the cost of keeping the tensor in its original precision). */
+  bytes?: number;
 }
 
 /** A prefilter: some name part equals `exact`, satisfies `re`, or contains `contains`. */

@@ -198,6 +198,7 @@ export function parsePlan(text: string, planPath: string): ParsedPlan {
         plan.highImpact = highImpact(w, e, syntaxErrors);
         break;
       case 'rules':
+        plan.rulesAt = { keyRange: e.keyRange, range: e.range };
         if (!isSeq(e.node)) {
           w.wrongType(e, 'a list of rules (- match: …)');
           break;

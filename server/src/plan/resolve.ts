@@ -42,6 +42,10 @@ export interface Resolution {
   /** Tensors that cannot be quantized (non-float storage): never assigned. */
   notAnalyzable: number;
   diagnostics: PlanDiagnostic[];
+  /** Per tensor id of the index: position in `plan.rules` of the deciding rule, -1 for defaults. */
+  owner: Int32Array;
+  /** Decision per slot: slot 0 is defaults, slot k + 1 is `plan.rules[k]` (index with owner[id] + 1). */
+  decisions: readonly TensorAssignment[];
 }
 
 /**
@@ -108,7 +112,7 @@ export function resolvePlan(plan: Plan, patterns: readonly (CompiledPattern | un
     }
   }
   diagnostics.push(...splitGroups(plan, index, owner, decisions, label));
-  return { rules: reports, assignment: new Assignment(index, owner, decisions), defaults, notAnalyzable: index.notAnalyzable, diagnostics };
+  return { rules: reports, assignment: new Assignment(index, owner, decisions), defaults, notAnalyzable: index.notAnalyzable, diagnostics, owner, decisions };
 }
 
 /** name → decision, computed on lookup from the owner array. */

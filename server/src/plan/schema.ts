@@ -86,6 +86,8 @@ export interface Plan {
   defaults?: Field<Defaults>;
   highImpact?: Field<HighImpact>;
   rules: Rule[];
+  /** Where the `rules:` entry is (quick fixes rewrite it). */
+  rulesAt?: { keyRange: Range; range: Range };
   targets?: Field<Spanned<Target>[]>;
 }
 
