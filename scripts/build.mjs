@@ -17,8 +17,9 @@ const builds = [
   { ...node, entryPoints: { 'server/server': 'server/src/server.ts' } },
   { ...node, entryPoints: { cli: 'server/src/cli.ts' }, banner: { js: '#!/usr/bin/env node' } },
   { ...node, entryPoints: { bench: 'test/bench/bench.ts' } },
-  // Worker-thread entry of the analysis pool (found next to cli.js, or one folder up from server/server.js).
+  // Worker-thread entries (found next to cli.js, or one folder up from server/server.js): server/src/worker-entry.ts.
   { ...node, entryPoints: { 'analysis-worker': 'server/src/analysis/worker.ts' } },
+  { ...node, entryPoints: { 'sensitivity-worker': 'server/src/sensitivity/worker.ts' } },
   { bundle: true, platform: 'browser', target: 'es2022', format: 'iife', sourcemap: true, logLevel: 'warning',
     entryPoints: { 'webview/main': 'webview/src/main.ts' } },
 ].map((b) => ({ ...b, outdir: 'dist' }));

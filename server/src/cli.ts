@@ -11,6 +11,8 @@ import { formatInspectTable } from './report/table';
 import { registerAllocate } from './commands/allocate';
 import { registerExport } from './commands/export';
 import { writeOutputFile } from './output';
+import { runSensitivity } from './commands/sensitivity';
+import { DEFAULT_CALIBRATED_METHODS, SENSITIVITY_METHODS } from './sensitivity/combined';
 
 process.env.ORT_DISABLE_TELEMETRY ??= '1';
 
@@ -84,6 +86,12 @@ interface AnalyzeFlags {
   threads?: string;
   only?: string;
   imatrix?: string;
+  calib?: string;
+  methods?: string;
+  labels?: string;
+  providers?: string;
+  maxSamples?: string;
+  batchSize?: string;
 }
 
 /** A numeric flag, or an OptionError naming it. */
@@ -109,10 +117,20 @@ program
   .option('--no-high-impact', 'skip the high-impact ratio and group-promotion curves')
   .option('--only <regex>', 'analyze only the tensors whose name matches')
   .option('--imatrix <file>', 'llama.cpp importance matrix (GGUF or legacy .dat): adds the Hessian-diagonal score tr(ΔW H ΔWᵀ)')
+  .option('--calib <path>', 'calibration data for ONNX models (.npy/.npz/.json file, or a folder of them or of images): runs the calibrated methods')
+  .option('--methods <list>', `sensitivity methods with --calib: ${SENSITIVITY_METHODS.join(',')} (default ${DEFAULT_CALIBRATED_METHODS.join(',')}; without --calib: synthetic data, reported)`)
+  .option('--labels <npy>', 'class indices aligned with the calibration samples (cross-entropy loss for fisher/gwq/hawq)')
+  .option('--providers <list>', 'execution providers to try in order, e.g. cuda,webgpu,cpu (CPU is always the last resort)')
+  .option('--max-samples <n>', 'use at most n calibration samples')
+  .option('--batch-size <n>', 'calibration samples per batch')
   .option('--threads <n>', 'worker threads (default: one per core; 0 = in this thread)')
   .option('--no-cache', 'neither read nor write the result cache')
   .option('--cache-dir <dir>', 'cache folder (default $XDG_CACHE_HOME/quantlens or ~/.cache/quantlens)')
   .action(async (target: string, flags: AnalyzeFlags) => {
+    if (flags.calib !== undefined || flags.methods !== undefined) {
+      const formats = flags.formats?.split(',').map((x) => x.trim()).filter(Boolean) ?? DEFAULT_FORMATS;
+      return runSensitivity(target, formats, flags);
+    }
     let options;
     let threads;
     try {

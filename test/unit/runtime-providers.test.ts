@@ -41,23 +41,14 @@ test("['cuda','cpu'] falls back to cpu and says why CUDA failed, in plain words"
     await computesPlusOne(r.session);
     return;
   }
+  // The provider libraries are not installed: known without trying (no native error on stderr), CPU runs.
   assert.equal(r.provider, 'cpu');
   assert.equal(r.attempts.length, 2);
-  assert.equal(r.attempts[0].provider, 'cuda');
-  assert.equal(r.attempts[0].ok, false);
-  assert.equal(r.attempts[0].error, 'CUDA provider library not found (libonnxruntime_providers_shared.so)');
-  assert.ok(!r.attempts[0].error!.includes('\n'));
+  assert.deepEqual(r.attempts[0], { provider: 'cuda', ok: false, skipped: true, error: 'CUDA provider library not found (libonnxruntime_providers_shared.so)', ms: 0 });
   assert.deepEqual({ provider: r.attempts[1].provider, ok: r.attempts[1].ok }, { provider: 'cpu', ok: true });
   assert.ok(r.attempts.every((a) => a.ms >= 0 && Number.isFinite(a.ms)));
   await computesPlusOne(r.session);
   await r.session.release();
-
-  // The failure is remembered: the next session does not probe CUDA again.
-  const again = await createSession(plusOne(), { providers: ['cuda', 'cpu'] });
-  assert.equal(again.attempts[0].skipped, true);
-  assert.equal(again.attempts[0].ms, 0);
-  assert.match(again.attempts[0].error!, /^CUDA provider library not found .*failed earlier in this process; not retried\)$/);
-  await again.session.release();
 });
 
 test("['cpu'] only: one attempt, on cpu", async () => {
@@ -80,7 +71,7 @@ test("an unknown name 'foo' is reported as unknown and skipped; CPU is appended 
 test('webgpu without an adapter is explained, then cpu runs', async () => {
   const r = await createSession(plusOne(), { providers: ['webgpu'] });
   assert.ok(r.provider === 'webgpu' || r.provider === 'cpu');
-  if (r.provider === 'cpu') assert.equal(r.attempts[0].error, 'no WebGPU adapter (Vulkan/Metal/D3D12 not available)');
+  if (r.provider === 'cpu') assert.match(r.attempts[0].error!, /^no WebGPU adapter/);
   await computesPlusOne(r.session);
   await r.session.release();
 });

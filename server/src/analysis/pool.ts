@@ -1,14 +1,13 @@
 // Runs tensor analyses on worker threads (one per core by default). Each worker opens the checkpoint itself and
 // takes one tensor at a time, largest first, so memory per worker stays at a few blocks of one tensor.
 // Cancellation terminates the workers. threads = 0 runs in this thread (tests, debugging).
-import { existsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { QuantLensError, type Location } from '../formats/errors';
+import type { Worker } from 'node:worker_threads';
 import { openCheckpoint } from '../formats/registry';
 import { analyzeTensor } from './datafree';
 import type { DatafreeOptions, LayerReport } from './types';
+import { deserializeError, startWorker, type SerializedError } from '../worker-entry';
 
 export interface WorkerInit {
   target: string;
@@ -18,27 +17,10 @@ export interface WorkerInit {
 
 export type ToWorker = { type: 'task'; task: number; tensor: string };
 
-export type SerializedError =
-  | { kind: 'located'; code: string; detail: string; where: Location }
-  | { kind: 'other'; message: string; stack?: string };
-
 export type FromWorker =
   | { type: 'progress'; task: number; weights: number }
   | { type: 'result'; task: number; layer: LayerReport }
   | { type: 'error'; task: number; error: SerializedError };
-
-export function serializeError(e: unknown): SerializedError {
-  if (e instanceof QuantLensError) return { kind: 'located', code: e.code, detail: e.detail, where: e.where };
-  const err = e as Error;
-  return { kind: 'other', message: err?.message ?? String(e), stack: err?.stack };
-}
-
-function deserializeError(s: SerializedError): Error {
-  if (s.kind === 'located') return new QuantLensError(s.code, s.detail, s.where);
-  const e = new Error(s.message);
-  if (s.stack) e.stack = s.stack;
-  return e;
-}
 
 export interface PoolTask {
   tensor: string;
@@ -54,24 +36,6 @@ export interface PoolRun {
   onProgress?: (done: number, total: number) => void;
   /** Worker script override (defaults: the bundled `analysis-worker.js`, or worker.ts under tsx). */
   workerScript?: string;
-}
-
-const TSX_REGISTER = 'tsx/cjs';
-
-/** The worker entry: worker.ts through tsx when running from source, else the bundle next to this one. */
-function workerSpec(override?: string): { file: string; evalCode?: string } {
-  if (override) return { file: override };
-  if (__filename.endsWith('.ts')) {
-    const src = path.join(__dirname, 'worker.ts');
-    // Resolved at run time only (tests run from source); the bundles never take this branch.
-    const tsx = require.resolve(TSX_REGISTER);
-    return { file: src, evalCode: `require(${JSON.stringify(tsx)}); require(${JSON.stringify(src)});` };
-  }
-  for (const dir of [__dirname, path.dirname(__dirname)]) {
-    const f = path.join(dir, 'analysis-worker.js');
-    if (existsSync(f)) return { file: f };
-  }
-  throw new Error(`analysis-worker.js not found next to ${__filename}`);
 }
 
 export function defaultThreads(): number {
@@ -90,7 +54,6 @@ export async function runPool(target: string, options: DatafreeOptions, tasks: P
   const threads = Math.min(run.threads ?? defaultThreads(), order.length);
   if (threads <= 0) return runInline(target, options, order, run, tick);
 
-  const spec = workerSpec(run.workerScript);
   const init: WorkerInit = { target, options, blockElems: run.blockElems };
   const results = new Map<string, LayerReport>();
   const workers: Worker[] = [];
@@ -117,7 +80,7 @@ export async function runPool(target: string, options: DatafreeOptions, tasks: P
       }
     };
     for (let i = 0; i < threads; i++) {
-      const w = spec.evalCode ? new Worker(spec.evalCode, { eval: true, workerData: init }) : new Worker(spec.file, { workerData: init });
+      const w = startWorker('analysis-worker', path.join(__dirname, 'worker.ts'), { workerData: init }, run.workerScript);
       workers.push(w);
       w.on('message', (m: FromWorker) => {
         if (settled) return;

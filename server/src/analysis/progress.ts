@@ -2,12 +2,23 @@
 export class ProgressLine {
   private last = 0;
   private readonly start = Date.now();
+  private stageStart = this.start;
   private drawn = false;
 
   constructor(
     private readonly out: NodeJS.WriteStream,
-    private readonly label: string,
+    private label: string,
+    /** What is counted: `done / scale` is printed with this name. */
+    private unit = { name: 'M weights', scale: 1e6 },
   ) {}
+
+  /** A new stage of the same job: a new label and unit, the clock keeps running. */
+  stage(label: string, unit = this.unit): void {
+    this.label = label;
+    this.unit = unit;
+    this.last = 0;
+    this.stageStart = Date.now();
+  }
 
   update(done: number, total: number): void {
     const now = Date.now();
@@ -17,10 +28,15 @@ export class ProgressLine {
     const width = 24;
     const fill = Math.round(frac * width);
     const secs = (now - this.start) / 1000;
-    const eta = frac > 0 && frac < 1 ? ` · ETA ${Math.ceil((secs / frac) * (1 - frac))} s` : '';
-    const text = `${this.label} ${'█'.repeat(fill)}${'░'.repeat(width - fill)} ${(frac * 100).toFixed(0).padStart(3)}% · ${(done / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} M weights · ${secs.toFixed(1)} s${eta}`;
+    const stageSecs = (now - this.stageStart) / 1000;
+    const eta = frac > 0 && frac < 1 ? ` · ETA ${Math.ceil((stageSecs / frac) * (1 - frac))} s` : '';
+    const text = `${this.label} ${'█'.repeat(fill)}${'░'.repeat(width - fill)} ${(frac * 100).toFixed(0).padStart(3)}% · ${this.count(done)} / ${this.count(total)} ${this.unit.name} · ${secs.toFixed(1)} s${eta}`;
     this.out.write(`\r${text.slice(0, Math.max(20, (this.out.columns || 100) - 1))}\x1b[K`);
     this.drawn = true;
+  }
+
+  private count(n: number): string {
+    return this.unit.scale === 1 ? String(n) : (n / this.unit.scale).toFixed(1);
   }
 
   /** Erase the line. */

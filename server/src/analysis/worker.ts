@@ -4,7 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { openCheckpoint } from '../formats/registry';
 import { analyzeTensor } from './datafree';
 import type { FromWorker, ToWorker, WorkerInit } from './pool';
-import { serializeError } from './pool';
+import { serializeError } from '../worker-entry';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;

@@ -16,7 +16,7 @@
 // - webgpu: bundled (Dawn). It needs a GPU adapter: Vulkan on Linux (libvulkan.so.1 plus a Vulkan
 //   driver, e.g. mesa-vulkan-drivers or the NVIDIA driver's ICD), Metal on macOS, D3D12 on Windows.
 // - dml (Windows) and coreml (macOS) exist only in those platforms' builds.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 
@@ -77,6 +77,34 @@ const SHARED_LIB = process.platform === 'win32' ? 'onnxruntime_providers_shared.
 
 function providerLib(name: string): string {
   return process.platform === 'win32' ? `onnxruntime_providers_${name}.dll` : `libonnxruntime_providers_${name}.so`;
+}
+
+/** Is a shared library findable by the dynamic loader (LD_LIBRARY_PATH, the ld.so cache, the usual folders)? */
+function loaderFinds(lib: string): boolean {
+  const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), '/usr/lib/x86_64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib', '/lib/x86_64-linux-gnu'];
+  if (dirs.some((d) => existsSync(path.join(d, lib)))) return true;
+  try {
+    return readFileSync('/etc/ld.so.cache').includes(lib);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why a provider offered by this build cannot start here, known without trying: its libraries are absent.
+ * Trying anyway costs a session creation and prints onnxruntime's and Dawn's native errors on stderr.
+ */
+export function missingLibraries(name: string): string | undefined {
+  if (name === 'cuda' || name === 'tensorrt') {
+    const dir = nativeDir();
+    const label = name === 'cuda' ? 'CUDA' : 'TensorRT';
+    if (dir !== undefined && !existsSync(path.join(dir, SHARED_LIB))) return `${label} provider library not found (${SHARED_LIB})`;
+    if (dir !== undefined && !existsSync(path.join(dir, providerLib(name)))) return `${label} provider library not found (${providerLib(name)})`;
+  }
+  if (name === 'webgpu' && process.platform === 'linux' && !loaderFinds('libvulkan.so.1')) {
+    return 'no WebGPU adapter: the Vulkan loader (libvulkan.so.1) is not installed';
+  }
+  return undefined;
 }
 
 /** The first line of an onnxruntime error without source paths, at most 200 characters. */

@@ -1,7 +1,7 @@
 // Session creation with an explicit provider fallback chain, and a cache of sessions for built graphs.
 import * as ort from 'onnxruntime-node';
 import { QuantLensError } from '../formats/errors';
-import { DEFAULT_PROVIDERS, explainFailure, knownFailure, normalizeProviders, oneLine, rememberFailure, unavailableReason } from './providers';
+import { DEFAULT_PROVIDERS, explainFailure, knownFailure, missingLibraries, normalizeProviders, oneLine, rememberFailure, unavailableReason } from './providers';
 
 export interface SessionOptions {
   /** Provider names in order of preference (the `quantlens.executionProviders` setting). CPU is always the last resort. */
@@ -43,7 +43,7 @@ export async function createSession(model: Uint8Array | string, opts: SessionOpt
   const attempts: ProviderAttempt[] = [];
   const failedHere: ProviderAttempt[] = [];
   for (const provider of wanted) {
-    const reason = unavailableReason(provider);
+    const reason = unavailableReason(provider) ?? missingLibraries(provider);
     const cached = reason === undefined && provider !== 'cpu' ? knownFailure(provider) : undefined;
     if (reason !== undefined || cached !== undefined) {
       attempts.push({ provider, ok: false, skipped: true, error: reason ?? `${cached} (failed earlier in this process; not retried)`, ms: 0 });

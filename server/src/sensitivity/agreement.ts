@@ -39,13 +39,15 @@ export function spearman(a: readonly number[], b: readonly number[]): number | n
 }
 
 /**
- * Score series oriented so that larger = more sensitive: the Hessian trace, empirical KL, −SQNR and
- * 1 − top-1. A layer without a score in a series gets NaN there.
+ * Score series oriented so that larger = more sensitive: data-free relMse, the Hessian trace, the Fisher and GWQ
+ * scores, empirical KL, −SQNR and 1 − top-1. A layer without a score in a series gets NaN there.
  */
 function series(layers: readonly CalibratedLayer[], format: string): Record<string, number[]> {
   const pick = (f: (l: CalibratedLayer) => number | undefined) => layers.map((l) => f(l) ?? NaN);
   const out: Record<string, number[]> = {};
-  if (layers.some((l) => l.scores.hessian?.[format] !== undefined)) out.hessian = pick((l) => l.scores.hessian?.[format]);
+  for (const m of ['datafree', 'hessian', 'fisher', 'gwq'] as const) {
+    if (layers.some((l) => l.scores[m]?.[format] !== undefined)) out[m] = pick((l) => l.scores[m]?.[format]);
+  }
   if (layers.some((l) => l.scores.empirical?.[format] !== undefined)) {
     out['empirical.kl'] = pick((l) => l.scores.empirical?.[format]?.kl);
     out['empirical.sqnr'] = pick((l) => {

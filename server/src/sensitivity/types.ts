@@ -59,6 +59,12 @@ export interface CalibratedLayer {
     /** tr(ΔW H ΔWᵀ) per format id. */
     hessian?: Record<string, number>;
     empirical?: Record<string, EmpiricalScore>;
+    /** Σ F ⊙ ΔW² with the per-sample empirical Fisher diagonal (gradient.ts). */
+    fisher?: Record<string, number>;
+    /** Σ |ḡ ⊙ ΔW| with the mean-loss gradient (gradient.ts). */
+    gwq?: Record<string, number>;
+    /** Data-free ‖ΔW‖² / ‖W‖² (analysis/datafree.ts). */
+    datafree?: Record<string, number>;
   };
   obs?: ObsSummary;
   hessian?: LayerHessianInfo;
