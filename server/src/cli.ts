@@ -9,6 +9,7 @@ import { inspectCheckpoint } from './inspect';
 import { describeFormats } from './quant';
 import { formatInspectTable } from './report/table';
 import { registerAllocate } from './commands/allocate';
+import { registerRatios } from './commands/ratios';
 import { registerExport } from './commands/export';
 import { writeOutputFile } from './output';
 import { runSensitivity } from './commands/sensitivity';
@@ -50,6 +51,7 @@ program
   });
 
 registerAllocate(program);
+registerRatios(program);
 registerExport(program);
 
 program

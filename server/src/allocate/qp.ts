@@ -76,7 +76,8 @@ export async function solveQp(p: QpProblem): Promise<QpResult> {
     hessian: { format: 'triangular', dimension: n, starts, indices, values },
   });
   try {
-    model.options.set({ output_flag: false, primal_feasibility_tolerance: 1e-9, dual_feasibility_tolerance: 1e-9 });
+    // HiGHS's QP solver can cycle on degenerate instances: bound it so a bad case fails (qp-failed) instead of hanging.
+    model.options.set({ output_flag: false, primal_feasibility_tolerance: 1e-9, dual_feasibility_tolerance: 1e-9, qp_iteration_limit: Math.max(10_000, 100 * n) });
     model.run();
     const status = model.getModelStatus();
     if (status !== highs.constants.modelStatus.optimal) {

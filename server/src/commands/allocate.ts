@@ -1,10 +1,12 @@
 // `quantlens allocate --problem problem.json --budget-bits B`: the solver's stable contract (README).
+// `quantlens allocate <model> --budget …`: formats per layer from the model's analysis (allocate-model.ts).
 import type { Command } from 'commander';
+import { allocateModel, formatAllocation, type AllocateModelFlags } from './allocate-model';
 import { QuantLensError } from '../formats/errors';
 import { readProblemFile, solveProblem } from '../allocate/problem';
 import { formatTable } from '../report/table';
 
-interface AllocateOptions {
+interface AllocateOptions extends AllocateModelFlags {
   problem?: string;
   budgetBits?: string;
   solver?: 'auto' | 'dp' | 'lagrange' | 'mip';
@@ -18,15 +20,21 @@ export function registerAllocate(program: Command): void {
     .argument('[model]', 'model to allocate from its analysis (use --problem for a given instance)')
     .option('--problem <file>', 'problem.json: {layers: [{name, params, options: [{id, bits, error}]}], groups}')
     .option('--budget-bits <bits>', 'budget as average bits per weight (incl. scales and indexes)')
+    .option('--budget <bits|size>', 'with <model>: average bits per weight (4.5) or a size (3.9GB, 512MiB)')
+    .option('--method <id>', 'with <model>: layer scores datafree | hessian | fisher | gwq | empirical', 'datafree')
+    .option('--formats <ids>', 'with <model>: candidate formats, comma-separated (see `quantlens formats`)')
+    .option('--plan <file>', 'with <model>: write the allocation as a new *.quant.yaml plan')
+    .option('--force', 'overwrite an existing --plan file')
+    .option('--no-groups', 'with <model>: let fused groups (q/k/v, gate/up, experts) take different formats')
+    .option('--no-cache', 'with <model>: neither read nor write the analysis cache')
     .option('--solver <kind>', 'auto | dp | lagrange | mip', 'auto')
     .option('--json', 'print the result as JSON')
     .action(async (model: string | undefined, opts: AllocateOptions) => {
       if (!opts.problem) {
-        throw new QuantLensError(
-          'not-available',
-          'allocating directly from a model is not available in this build yet: pass --problem problem.json',
-          { file: model ?? '(no model)' },
-        );
+        if (model === undefined) throw new QuantLensError('missing-model', 'pass a model (allocate <model> --budget 4.5) or --problem problem.json', { file: '(no model)' });
+        const a = await allocateModel(model, opts);
+        process.stdout.write(opts.json ? `${JSON.stringify(a, null, 1)}\n` : formatAllocation(a));
+        return;
       }
       const budget = Number(opts.budgetBits);
       if (opts.budgetBits === undefined || !Number.isFinite(budget) || budget <= 0) {
