@@ -1,11 +1,12 @@
 // `npm run bench`: speed and memory targets as ratios against a reference measured in the same run.
-// Usage: node dist/bench.js [--only read|analysis|gram|sensitivity|allocate] [--keep]   (data lives in bench-data/, git-ignored)
+// Usage: node dist/bench.js [--only read|analysis|gram|sensitivity|allocate|lsp] [--keep]   (data lives in bench-data/, git-ignored)
 import { existsSync, mkdirSync, openSync, closeSync, writeSync, statSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import * as path from 'node:path';
 import { openCheckpoint } from '../../server/src/formats/registry';
 import { benchAllocate } from './allocate.bench';
 import { benchDatafree } from './analysis.bench';
+import { benchLsp } from './lsp.bench';
 import { benchGram } from './runtime.bench';
 import { benchSensitivity } from './sensitivity.bench';
 
@@ -102,7 +103,7 @@ async function benchRead(): Promise<void> {
   console.log(`  peak RSS ${fmt(peakRssMiB(), 0)} MiB (before reader pass ${fmt(rssBefore, 0)} MiB; file ${fmt(size / 2 ** 20, 0)} MiB)`);
 }
 
-const BENCHES: Record<string, () => Promise<void>> = { read: benchRead, analysis: benchDatafree, gram: benchGram, sensitivity: benchSensitivity, allocate: benchAllocate };
+const BENCHES: Record<string, () => Promise<void>> = { read: benchRead, analysis: benchDatafree, gram: benchGram, sensitivity: benchSensitivity, allocate: benchAllocate, lsp: benchLsp };
 
 async function main(): Promise<void> {
   for (const [name, run] of Object.entries(BENCHES)) {
