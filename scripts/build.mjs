@@ -20,6 +20,7 @@ const builds = [
   // Worker-thread entries (found next to cli.js, or one folder up from server/server.js): server/src/worker-entry.ts.
   { ...node, entryPoints: { 'analysis-worker': 'server/src/analysis/worker.ts' } },
   { ...node, entryPoints: { 'sensitivity-worker': 'server/src/sensitivity/worker.ts' } },
+  { ...node, entryPoints: { 'quantize-worker': 'server/src/jobs/worker.ts' } },
   { bundle: true, platform: 'browser', target: 'es2022', format: 'iife', sourcemap: true, logLevel: 'warning',
     entryPoints: { 'webview/main': 'webview/src/main.ts' } },
 ].map((b) => ({ ...b, outdir: 'dist' }));

@@ -2,17 +2,20 @@
 import * as vscode from 'vscode';
 import { WorkDoneProgress, type LanguageClient } from 'vscode-languageclient/node';
 import { Requests, type AnalyzeResponse, type InspectResult } from '../../server/src/protocol';
-import type { ExplorerNode, SensitivityExplorer } from './explorer';
+import { layerName, type ExplorerNode, type LayerNode, type SensitivityExplorer, type SortOrder } from './explorer';
 import { describeError, isCancelled, sendRequest } from './languageClient';
-import type { ModelEntry } from './models';
+import { entryFor, modelFor, type ModelEntry } from './models';
+import { ReportPanel, type PanelHost } from './panel';
 import { analysisMarkdown, inspectMarkdown } from './report';
-import { resolveLayer, resolveModel } from './targets';
+import { analysisSettings } from './settings';
+import { lensArgs, resolveLayer, resolveModel } from './targets';
 
 export interface CommandContext {
   client: LanguageClient;
   explorer: SensitivityExplorer;
   view: vscode.TreeView<ExplorerNode>;
   log: vscode.LogOutputChannel;
+  extensionUri: vscode.Uri;
 }
 
 export function inspectModel(client: LanguageClient, model: ModelEntry): Promise<InspectResult> {
@@ -28,10 +31,7 @@ let progressTokens = 0;
  */
 export async function analyzeModel(client: LanguageClient, model: ModelEntry): Promise<AnalyzeResponse | undefined> {
   if (model.uri.scheme !== 'file') throw new Error(`${model.label}: only files on disk can be read (got ${model.uri.scheme}:)`);
-  const cfg = vscode.workspace.getConfiguration('quantlens');
-  const formats = cfg.get<string[]>('defaultFormats');
-  // Restricted mode writes nothing, not even the analysis cache ('' = no cache).
-  const cacheDir = vscode.workspace.isTrusted ? cfg.get<string>('cacheFolder') || undefined : '';
+  const { formats, cacheDir } = analysisSettings();
   return vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `QuantLens: analyzing ${model.label}`, cancellable: true },
     async (progress, cancel) => {
@@ -63,9 +63,37 @@ export async function showError(log: vscode.LogOutputChannel, message: string): 
 const NOT_YET = 'not available in this build yet';
 
 
+const isLayerNode = (arg: unknown): arg is LayerNode => typeof arg === 'object' && arg !== null && (arg as ExplorerNode).kind === 'layer';
+
+/** Selects a tensor's layer in the Sensitivity Explorer (of `modelUri`'s model, else of the first model that has it). */
+async function showInExplorer(ctx: CommandContext, tensor: string, modelUri?: vscode.Uri): Promise<boolean> {
+  const node = await ctx.explorer.layerNodeFor(tensor, modelUri);
+  if (!node) return false;
+  await vscode.commands.executeCommand('quantlens.explorer.focus');
+  await ctx.view.reveal(node, { select: true, focus: false, expand: true });
+  return true;
+}
+
 export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
   const { client, explorer, log } = ctx;
   const inspect = (m: ModelEntry) => inspectModel(client, m);
+  /** Analysis for the panel and the explorer: every finished analysis scores the explorer's layers. */
+  const analyze = async (model: ModelEntry): Promise<AnalyzeResponse | undefined> => {
+    const result = await analyzeModel(client, model);
+    if (result) explorer.setAnalysis(model.uri, result.report);
+    return result;
+  };
+  const modelEntry = (path: string) => {
+    const uri = vscode.Uri.file(path);
+    return explorer.nodeFor(uri)?.entry ?? modelFor(explorer.models, uri) ?? entryFor(uri);
+  };
+  const panelHost: PanelHost = {
+    extensionUri: ctx.extensionUri,
+    client,
+    log,
+    analyze: async (m) => (await analyze(modelEntry(m.path)))?.report,
+    reveal: async (modelPath, tensor) => void (await showInExplorer(ctx, tensor, vscode.Uri.file(modelPath))),
+  };
   /** Shows an information message, logs it, and returns its text (command results make the handlers testable). */
   const tell = (message: string): string => {
     log.info(message);
@@ -73,10 +101,10 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     return message;
   };
   const guarded =
-    (title: string, run: (arg: unknown) => Promise<unknown>) =>
-    async (arg: unknown): Promise<unknown> => {
+    (title: string, run: (...args: unknown[]) => Promise<unknown>) =>
+    async (...args: unknown[]): Promise<unknown> => {
       try {
-        return await run(arg);
+        return await run(...args);
       } catch (e) {
         await showError(log, `${title}: ${describeError(e)}`);
         return undefined;
@@ -87,8 +115,12 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     void vscode.window.showWarningMessage(`${title} writes new model files, which needs a trusted workspace. Inspection works in restricted mode.`);
     return true;
   };
-  const register = (id: string, title: string, run: (arg: unknown) => Promise<unknown>) =>
+  const register = (id: string, title: string, run: (...args: unknown[]) => Promise<unknown>) =>
     vscode.commands.registerCommand(id, guarded(title, run));
+  const sortBy = (order: SortOrder) => async () => {
+    explorer.setSort(order);
+    await vscode.commands.executeCommand('setContext', 'quantlens.sort', order);
+  };
 
   return [
     register('quantlens.inspectModel', 'Inspect Model', async (arg) => {
@@ -103,29 +135,65 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       const node = explorer.nodeFor(model.uri);
       if (node && ctx.view.visible) await ctx.view.reveal(node, { select: true, focus: false, expand: true });
     }),
+    // Lens arguments (language server): [modelUri] for Analyze and Open Report.
     register('quantlens.analyzeSensitivity', 'Analyze Sensitivity', async (arg) => {
-      const model = await resolveModel(explorer, arg, 'Analyze Sensitivity');
+      const model = await resolveModel(explorer, lensArgs(arg).uri ?? arg, 'Analyze Sensitivity');
       if (!model) return;
-      const result = await analyzeModel(client, model);
+      const result = await analyze(model);
       if (!result) return tell(`Analyze Sensitivity: ${model.label} — cancelled.`);
-      const doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: analysisMarkdown(model.label, result) });
-      await vscode.window.showTextDocument(doc, { preview: false });
+      if (model.uri.scheme === 'file') ReportPanel.show(panelHost, { path: model.uri.fsPath, label: model.label }, result.report);
+      const how = result.cache === 'hit' ? 'from the analysis cache' : `in ${(result.ms / 1000).toFixed(1)} s`;
+      void vscode.window.showInformationMessage(`Analyzed ${model.label}: ${result.report.layers.length} layers ${how}.`, 'Show Table').then(async (pick) => {
+        if (pick !== 'Show Table') return;
+        const doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: analysisMarkdown(model.label, result) });
+        await vscode.window.showTextDocument(doc, { preview: false });
+      });
       return result;
     }),
-    register('quantlens.quantizeLayer', 'Quantize Layer', async (arg) => {
+    // Lens arguments: [planUri, tensorNames[]].
+    register('quantlens.quantizeLayer', 'Quantize Layer', async (arg, names) => {
       if (needsTrust('Quantize Layer')) return;
-      const target = await resolveLayer(explorer, arg, inspect);
-      if (target?.layer) return tell(`Quantize Layer: ${target.layer} — quantization jobs are ${NOT_YET}.`);
+      const lens = lensArgs(arg, names);
+      const layer = lens.tensors?.length ? lens.tensors.join(', ') : (await resolveLayer(explorer, arg, inspect))?.layer;
+      if (layer) return tell(`Quantize Layer: ${layer} — quantization jobs are ${NOT_YET}.`);
     }),
-    register('quantlens.quantizeModel', 'Quantize Model', async (arg) => {
+    // Lens arguments: [modelUri, planUri].
+    register('quantlens.quantizeModel', 'Quantize Model', async (arg, planArg) => {
       if (needsTrust('Quantize Model')) return;
-      const model = await resolveModel(explorer, arg, 'Quantize Model');
-      if (model) return tell(`Quantize Model: ${model.label} — quantization jobs are ${NOT_YET}.`);
+      const model = await resolveModel(explorer, lensArgs(arg).uri ?? arg, 'Quantize Model');
+      const plan = lensArgs(planArg).uri;
+      const with_ = plan ? ` with ${vscode.workspace.asRelativePath(plan)}` : '';
+      if (model) return tell(`Quantize Model: ${model.label}${with_} — quantization jobs are ${NOT_YET}.`);
     }),
     register('quantlens.openReport', 'Open Report', async (arg) => {
-      const model = await resolveModel(explorer, arg, 'Open Report');
-      if (model) return tell(`Open Report: no report for ${model.label} — reports come from Analyze Sensitivity, which is ${NOT_YET}.`);
+      const model = await resolveModel(explorer, lensArgs(arg).uri ?? arg, 'Open Report');
+      if (!model) return;
+      if (model.uri.scheme !== 'file') throw new Error(`${model.label}: only files on disk can be read (got ${model.uri.scheme}:)`);
+      ReportPanel.show(panelHost, { path: model.uri.fsPath, label: model.label });
     }),
+    // Lens arguments: [planUri, tensorNames[]]; from the tree or the editor: the layer at hand.
+    register('quantlens.showInExplorer', 'Show in Explorer', async (arg, names) => {
+      const lens = lensArgs(arg, names);
+      const tensor = lens.tensors?.[0] ?? (await resolveLayer(explorer, arg, inspect))?.layer;
+      if (!tensor) return;
+      if (!(await showInExplorer(ctx, tensor))) return tell(`Show in Explorer: no model in the Sensitivity Explorer has ${tensor}.`);
+    }),
+    register('quantlens.showHeatmap', 'Show Heatmap', async (arg) => {
+      if (!isLayerNode(arg)) return;
+      const model = arg.model.entry;
+      if (model.uri.scheme !== 'file') throw new Error(`${model.label}: only files on disk can be read (got ${model.uri.scheme}:)`);
+      // The layer's weight (its largest tensor) is what the analysis scored.
+      const tensor = [...arg.layer.tensors].sort((a, b) => Number(b.endsWith('weight')) - Number(a.endsWith('weight')))[0];
+      ReportPanel.show(panelHost, { path: model.uri.fsPath, label: model.label }, undefined, tensor);
+    }),
+    register('quantlens.copyLayerName', 'Copy Name', async (arg) => {
+      if (!isLayerNode(arg)) return;
+      await vscode.env.clipboard.writeText(layerName(arg));
+      return layerName(arg);
+    }),
+    register('quantlens.sortByName', 'Sort by Name', sortBy('name')),
+    register('quantlens.sortBySensitivity', 'Sort by Sensitivity', sortBy('sensitivity')),
+    register('quantlens.sortBySize', 'Sort by Size', sortBy('size')),
     register('quantlens.exportPlan', 'Export Plan', async () => {
       const doc = vscode.window.activeTextEditor?.document;
       if (doc?.languageId !== 'quantplan') {
@@ -135,5 +203,6 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
     register('quantlens.refreshExplorer', 'Refresh', () => explorer.refresh()),
     register('quantlens.showLog', 'Show Log', async () => log.show(true)),
+    ReportPanel.registerSerializer(panelHost),
   ];
 }

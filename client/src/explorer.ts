@@ -1,7 +1,10 @@
 // The Sensitivity Explorer: models in the workspace → blocks → layers, from the server's `quantlens/inspect`.
 import * as vscode from 'vscode';
 import type { InspectResult } from '../../server/src/protocol';
+import type { AnalysisReport } from '../../server/src/analysis/types';
 import type { LayerSummary } from '../../server/src/formats/layers';
+import { lowestBitFormat } from '../../server/src/report/charts';
+import { layerScores, type LayerScore } from '../../server/src/report/scores';
 import { cell, formatCount } from './format';
 import { findModels, type ModelEntry } from './models';
 
@@ -34,6 +37,20 @@ export type Inspector = (entry: ModelEntry) => Promise<InspectResult>;
 const EAGER_LIMIT = 50;
 
 export type ExplorerState = 'searching' | 'none' | 'found';
+export type SortOrder = 'name' | 'sensitivity' | 'size';
+
+/** A model's analysis as the tree shows it: the format scored and each layer's score (by layer key). */
+interface Scored {
+  report: AnalysisReport;
+  format: string;
+  /** Keyed by `block/layer`; computed once the model's inspection is in. */
+  scores?: Map<string, LayerScore>;
+}
+
+/** Most sensitive quarter first: the icon colour of each band (theme colours, so every theme keeps contrast). */
+const BAND_COLORS = ['charts.red', 'charts.orange', 'charts.yellow', 'charts.green'];
+const BAND_WORDS = ['most sensitive quarter', 'second quarter', 'third quarter', 'least sensitive quarter'];
+const layerKey = (l: LayerSummary) => `${l.block}/${l.layer}`;
 
 export class SensitivityExplorer implements vscode.TreeDataProvider<ExplorerNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<ExplorerNode | undefined>();
@@ -43,8 +60,10 @@ export class SensitivityExplorer implements vscode.TreeDataProvider<ExplorerNode
   private nodes: ModelNode[] = [];
   private readonly inspections = new Map<string, Promise<Inspection>>();
   private readonly settled = new Map<string, Inspection>();
+  private readonly analyses = new Map<string, Scored>();
   private generation = 0;
   state: ExplorerState = 'searching';
+  sort: SortOrder = 'name';
 
   constructor(private readonly inspector: Inspector) {}
 
@@ -60,6 +79,7 @@ export class SensitivityExplorer implements vscode.TreeDataProvider<ExplorerNode
     if (gen !== this.generation) return;
     this.inspections.clear();
     this.settled.clear();
+    for (const a of this.analyses.values()) a.scores = undefined;
     this.nodes = models.map((entry) => ({ kind: 'model', entry }));
     this.setState(models.length ? 'found' : 'none');
     this.changed.fire(undefined);
@@ -89,6 +109,62 @@ export class SensitivityExplorer implements vscode.TreeDataProvider<ExplorerNode
     return this.nodes.find((n) => n.entry.uri.toString() === uri.toString());
   }
 
+  /** Show this analysis' scores (SQNR at the lowest-bit format analyzed) on the model's layers. */
+  setAnalysis(uri: vscode.Uri, report: AnalysisReport): void {
+    const format = lowestBitFormat(report);
+    if (!format) return;
+    this.analyses.set(uri.toString(), { report, format });
+    this.changed.fire(undefined);
+  }
+
+  get analyzed(): boolean {
+    return this.analyses.size > 0;
+  }
+
+  setSort(order: SortOrder): void {
+    this.sort = order;
+    this.changed.fire(undefined);
+  }
+
+  /** The tree node of the layer holding `tensor` (first model that has it when `uri` is undefined). */
+  async layerNodeFor(tensor: string, uri?: vscode.Uri): Promise<LayerNode | undefined> {
+    const models = uri ? [this.nodeFor(uri)].filter((n) => n !== undefined) : this.nodes;
+    for (const model of models) {
+      const i = await this.inspect(model);
+      if ('error' in i) continue;
+      const layer = i.result.layers.find((l) => l.tensors.includes(tensor) || layerPath(l) === tensor);
+      if (!layer) continue;
+      const block = i.result.blocks.find((b) => b.block === layer.block);
+      const parent: ModelNode | BlockNode = i.result.blocks.length === 1 || !block ? model : { kind: 'block', model, block };
+      return { kind: 'layer', model, parent, layer };
+    }
+    return undefined;
+  }
+
+  /** Scores of a model's layers, once both its analysis and its inspection are in. */
+  private scoresOf(model: ModelNode): { scored: Scored; scores: Map<string, LayerScore> } | undefined {
+    const scored = this.analyses.get(model.entry.uri.toString());
+    const i = this.settled.get(model.entry.uri.toString());
+    if (!scored || !i || 'error' in i) return undefined;
+    scored.scores ??= layerScores(scored.report, scored.format, new Map(i.result.layers.map((l) => [layerKey(l), l.tensors])));
+    return { scored, scores: scored.scores };
+  }
+
+  /** Children in the chosen order: by name keeps model order (depth); sensitivity puts the worst first. */
+  private sorted<T extends LayerNode | BlockNode>(model: ModelNode, nodes: T[]): T[] {
+    if (this.sort === 'name') return nodes;
+    const scores = this.scoresOf(model)?.scores;
+    const relMse = (n: T): number => {
+      if (n.kind === 'layer') return scores?.get(layerKey(n.layer))?.relMse ?? -1;
+      let worst = -1;
+      for (const [k, v] of scores ?? []) if (k.startsWith(`${n.block.block}/`)) worst = Math.max(worst, v.relMse);
+      return worst;
+    };
+    const size = (n: T) => (n.kind === 'layer' ? n.layer.params : n.block.params);
+    const key = this.sort === 'size' ? size : relMse;
+    return [...nodes].sort((a, b) => key(b) - key(a));
+  }
+
   async getChildren(node?: ExplorerNode): Promise<ExplorerNode[]> {
     if (!node) return this.nodes;
     if (node.kind === 'layer' || node.kind === 'message') return [];
@@ -97,12 +173,12 @@ export class SensitivityExplorer implements vscode.TreeDataProvider<ExplorerNode
     if ('error' in i) return [{ kind: 'message', parent: model, text: i.error }];
     const { result } = i;
     if (node.kind === 'block') {
-      return result.layers.filter((l) => l.block === node.block.block).map((layer) => ({ kind: 'layer', model, parent: node, layer }));
+      return this.sorted(model, result.layers.filter((l) => l.block === node.block.block).map((layer): LayerNode => ({ kind: 'layer', model, parent: node, layer })));
     }
     if (result.tensorCount === 0) return [{ kind: 'message', parent: model, text: configOnlyText(result) }];
     // One block (small CNNs, single-block graphs): the extra level would only add a click.
-    if (result.blocks.length === 1) return result.layers.map((layer) => ({ kind: 'layer', model, parent: node, layer }));
-    return result.blocks.map((block) => ({ kind: 'block', model, block }));
+    if (result.blocks.length === 1) return this.sorted(model, result.layers.map((layer): LayerNode => ({ kind: 'layer', model, parent: node, layer })));
+    return this.sorted(model, result.blocks.map((block): BlockNode => ({ kind: 'block', model, block })));
   }
 
   getParent(node: ExplorerNode): ExplorerNode | undefined {
@@ -148,11 +224,15 @@ export class SensitivityExplorer implements vscode.TreeDataProvider<ExplorerNode
       item.tooltip = i.error;
     } else {
       const r = i.result;
+      const scored = this.analyses.get(entry.uri.toString());
       item.description = r.tensorCount
-        ? `${r.format} · ${formatCount(r.params)} params · ${r.layers.length} layers`
+        ? `${r.format} · ${formatCount(r.params)} params · ${r.layers.length} layers${scored ? ` · scored at ${scored.format}` : ''}`
         : `${r.format} · ${r.config?.numLayers ?? '?'} layers (config only)`;
+      const analysis = scored
+        ? `Analyzed: layers show their SQNR at ${scored.format} (the lowest-bit format analyzed); red marks the most sensitive quarter.`
+        : 'Not analyzed yet.';
       item.tooltip = new vscode.MarkdownString(
-        [`**${cell(entry.label)}** — ${r.format}`, '', `${r.tensorCount} tensors, ${r.params.toLocaleString('en-US')} parameters`, '', `Not analyzed yet.`].join('\n'),
+        [`**${cell(entry.label)}** — ${r.format}`, '', `${r.tensorCount} tensors, ${r.params.toLocaleString('en-US')} parameters`, '', analysis].join('\n'),
       );
     }
     return item;
@@ -168,11 +248,16 @@ export class SensitivityExplorer implements vscode.TreeDataProvider<ExplorerNode
     const dtypes = [...new Set(tensors.map((t) => t.dtype))].join('/');
     // The fused group within its block (`self_attn.qkv`): the block is already the parent node.
     const group = layer.fusedGroup?.startsWith(`${layer.block}.`) ? layer.fusedGroup.slice(layer.block.length + 1) : layer.fusedGroup;
-    item.description = [formatCount(layer.params), dtypes, group ? `⊂ ${group}` : ''].filter(Boolean).join(' · ');
-    item.tooltip = new vscode.MarkdownString(
-      [`**${cell(layerName(node))}**`, '', ...tensors.map((t) => `- \`${t.name}\` ${t.dtype} [${t.shape.join('×')}]`)].join('\n'),
-    );
-    item.iconPath = new vscode.ThemeIcon('symbol-field');
+    const scored = this.scoresOf(node.model);
+    const score = scored?.scores.get(layerKey(layer));
+    const sqnr = score && (score.sqnrDb === null ? 'exact' : `${score.sqnrDb.toFixed(1)} dB`);
+    item.description = [sqnr, formatCount(layer.params), dtypes, group ? `⊂ ${group}` : ''].filter(Boolean).join(' · ');
+    const lines = [`**${cell(layerName(node))}**`, ''];
+    if (score && scored) {
+      lines.push(`SQNR ${sqnr} at \`${scored.scored.format}\` (${score.bits.toFixed(2)} bits/weight), relative MSE ${score.relMse.toExponential(2)} — ${BAND_WORDS[score.band]} of this model's layers`, '');
+    }
+    item.tooltip = new vscode.MarkdownString([...lines, ...tensors.map((t) => `- \`${t.name}\` ${t.dtype} [${t.shape.join('×')}]`)].join('\n'));
+    item.iconPath = score ? new vscode.ThemeIcon('circle-filled', new vscode.ThemeColor(BAND_COLORS[score.band])) : new vscode.ThemeIcon('symbol-field');
     item.contextValue = 'quantlens.layer';
     return item;
   }
@@ -198,7 +283,11 @@ function tensorIndex(r: InspectResult): Map<string, InspectResult['tensors'][num
 
 /** The full layer name as plans and tools spell it (`model.layers.3` + `self_attn.q_proj`). */
 export function layerName(node: LayerNode): string {
-  return node.layer.block === '(root)' ? node.layer.layer : `${node.layer.block}.${node.layer.layer}`;
+  return layerPath(node.layer);
+}
+
+function layerPath(l: LayerSummary): string {
+  return l.block === '(root)' ? l.layer : `${l.block}.${l.layer}`;
 }
 
 function configOnlyText(r: InspectResult): string {

@@ -20,9 +20,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const onState = () => {
     void vscode.commands.executeCommand('setContext', 'quantlens.explorerState', explorer.state);
     // viewsWelcome only shows in an empty tree, so "not analyzed yet" rides on the view message.
-    view.message = explorer.state === 'found' ? 'Not analyzed yet — run Analyze Sensitivity to score the layers.' : undefined;
+    view.message = explorer.state === 'found' && !explorer.analyzed ? 'Not analyzed yet — run Analyze Sensitivity to score the layers.' : undefined;
   };
-  context.subscriptions.push(explorer, view, explorer.onDidChangeState(onState), ...registerCommands({ client: lc, explorer, view, log }), createStatus(lc, explorer));
+  context.subscriptions.push(
+    explorer,
+    view,
+    explorer.onDidChangeState(onState),
+    explorer.onDidChangeTreeData(onState),
+    ...registerCommands({ client: lc, explorer, view, log, extensionUri: context.extensionUri }),
+    createStatus(lc, explorer),
+  );
+  void vscode.commands.executeCommand('setContext', 'quantlens.sort', explorer.sort);
 
   // Model files come and go (downloads, exports): re-discover, debounced.
   let timer: NodeJS.Timeout | undefined;

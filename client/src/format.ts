@@ -11,3 +11,10 @@ export function formatCount(n: number): string {
 export function cell(s: string | number): string {
   return String(s).replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 }
+
+/** 1536 → "1.50 KiB" (binary units, as file sizes are shown). */
+export function formatBytes(n: number): string {
+  const units: [number, string][] = [[2 ** 40, 'TiB'], [2 ** 30, 'GiB'], [2 ** 20, 'MiB'], [2 ** 10, 'KiB']];
+  for (const [v, u] of units) if (n >= v) return `${(n / v).toFixed(2)} ${u}`;
+  return `${n} B`;
+}

@@ -2,6 +2,7 @@
 import * as vscode from 'vscode';
 import { LanguageClient, LSPErrorCodes, ResponseError, TransportKind, type LanguageClientOptions, type ServerOptions } from 'vscode-languageclient/node';
 import { ErrorCodes, type RequestType } from '../../server/src/protocol';
+import { analysisSettings } from './settings';
 
 export function createLanguageClient(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): LanguageClient {
   const module = context.asAbsolutePath('dist/server/server.js');
@@ -14,7 +15,11 @@ export function createLanguageClient(context: vscode.ExtensionContext, log: vsco
     documentSelector: [
       { scheme: 'file', language: 'quantplan' },
       { scheme: 'file', language: 'json', pattern: '**/config.json' },
+      { scheme: 'file', language: 'json', pattern: '**/quantize_config.json' },
+      { scheme: 'file', pattern: '**/*.tensor-types.txt' },
     ],
+    // Plan lenses read cached analyses from the folder Analyze Sensitivity writes to (absent: the default cache).
+    initializationOptions: { cacheFolder: analysisSettings().cacheDir || undefined },
     outputChannel: log,
     traceOutputChannel: log,
   };
@@ -24,7 +29,8 @@ export function createLanguageClient(context: vscode.ExtensionContext, log: vsco
 
 /** A typed custom request, declared once in protocol.ts. */
 export function sendRequest<P, R>(client: LanguageClient, type: RequestType<P, R>, params: P, token?: vscode.CancellationToken): Promise<R> {
-  return client.sendRequest<R>(type.method, params, token);
+  // An explicit `undefined` token would be sent as a second positional parameter (params become [params, null]).
+  return token ? client.sendRequest<R>(type.method, params, token) : client.sendRequest<R>(type.method, params);
 }
 
 /** The user-facing text of a failed request: located errors carry their own message. */

@@ -1,6 +1,6 @@
 // `Inspect Model` output: the inspect result as a Markdown document (tables diff and copy well).
 import type { AnalyzeResponse, InspectResult } from '../../server/src/protocol';
-import { cell, formatCount } from './format';
+import { cell, formatBytes, formatCount } from './format';
 
 export function inspectMarkdown(label: string, r: InspectResult): string {
   const out: string[] = [`# ${label}`, ''];
@@ -87,10 +87,4 @@ export function analysisMarkdown(label: string, r: AnalyzeResponse): string {
   }
   out.push('', '_Relative MSE = ‖Q(W) − W‖² / ‖W‖² per tensor; the format columns give it per format._', '');
   return out.join('\n');
-}
-
-function formatBytes(n: number): string {
-  const units: [number, string][] = [[2 ** 40, 'TiB'], [2 ** 30, 'GiB'], [2 ** 20, 'MiB'], [2 ** 10, 'KiB']];
-  for (const [v, u] of units) if (n >= v) return `${(n / v).toFixed(2)} ${u}`;
-  return `${n} B`;
 }

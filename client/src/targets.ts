@@ -10,6 +10,16 @@ const PARAM_SUFFIX = /\.(weight|bias|qweight|scales|qzeros)$/;
 
 export type Target = { model?: ModelEntry; layer?: string };
 
+/**
+ * Arguments of the language server's code lenses: URIs arrive as strings (`file:///…`), tensor names as a string
+ * array. Anything else (tree nodes, Uri objects from menus) yields nothing here and is resolved as before.
+ */
+export function lensArgs(first: unknown, second?: unknown): { uri?: vscode.Uri; tensors?: string[] } {
+  const uri = typeof first === 'string' && /^[a-z][a-z0-9+.-]*:/i.test(first) ? vscode.Uri.parse(first, true) : undefined;
+  const tensors = Array.isArray(second) && second.every((t) => typeof t === 'string') ? (second as string[]) : undefined;
+  return { uri, tensors };
+}
+
 function isNode(arg: unknown): arg is ExplorerNode {
   return typeof arg === 'object' && arg !== null && 'kind' in arg && typeof (arg as ExplorerNode).kind === 'string' && !(arg instanceof vscode.Uri);
 }

