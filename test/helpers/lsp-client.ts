@@ -37,14 +37,16 @@ export async function bundle(entry: string, name: string): Promise<string> {
 export class LspClient {
   readonly rpc: MessageConnection;
   stderr = '';
-  private readonly diagnostics = new Map<string, ((d: LspDiagnostic[]) => void)[]>();
+  private readonly diagnostics = new Map<string, { version?: number; resolve: (d: LspDiagnostic[]) => void }[]>();
 
   constructor(readonly proc: ChildProcessWithoutNullStreams) {
     proc.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.rpc = createMessageConnection(new StreamMessageReader(proc.stdout), new StreamMessageWriter(proc.stdin));
-    this.rpc.onNotification('textDocument/publishDiagnostics', (p: { uri: string; diagnostics: LspDiagnostic[] }) => {
-      const waiting = this.diagnostics.get(p.uri);
-      waiting?.shift()?.(p.diagnostics);
+    // A waiter for a version only takes that version's diagnostics (a slower second pass of an older version is skipped).
+    this.rpc.onNotification('textDocument/publishDiagnostics', (p: { uri: string; version?: number; diagnostics: LspDiagnostic[] }) => {
+      const waiting = this.diagnostics.get(p.uri) ?? [];
+      const i = waiting.findIndex((w) => w.version === undefined || p.version === undefined || w.version === p.version);
+      if (i >= 0) waiting.splice(i, 1)[0].resolve(p.diagnostics);
     });
     // Server → client requests an editor answers: applyEdit (recorded), progress creation.
     this.rpc.onRequest('workspace/applyEdit', (p: unknown) => {
@@ -71,24 +73,24 @@ export class LspClient {
     return r;
   }
 
-  /** The next diagnostics published for `uri`. */
-  nextDiagnostics(uri: string): Promise<LspDiagnostic[]> {
+  /** The next diagnostics published for `uri` (for that document `version`, when given). */
+  nextDiagnostics(uri: string, version?: number): Promise<LspDiagnostic[]> {
     return new Promise((resolve) => {
       const l = this.diagnostics.get(uri) ?? [];
-      l.push(resolve);
+      l.push({ version, resolve });
       this.diagnostics.set(uri, l);
     });
   }
 
   /** Open a document; for plans, resolves with its first diagnostics. */
   async open(uri: string, text: string, languageId = 'quantplan'): Promise<LspDiagnostic[]> {
-    const d = this.nextDiagnostics(uri);
+    const d = this.nextDiagnostics(uri, 1);
     await this.rpc.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId, version: 1, text } });
     return languageId === 'quantplan' ? d : [];
   }
 
   async replace(uri: string, version: number, text: string): Promise<LspDiagnostic[]> {
-    const d = this.nextDiagnostics(uri);
+    const d = this.nextDiagnostics(uri, version);
     await this.rpc.sendNotification('textDocument/didChange', { textDocument: { uri, version }, contentChanges: [{ text }] });
     return d;
   }

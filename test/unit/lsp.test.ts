@@ -152,11 +152,11 @@ test('params that are not an absolute path or file URI are invalid params', asyn
   assert.equal(e.code, -32602);
 });
 
-/** The next publishDiagnostics for `uri` (the server debounces edits). */
-function nextDiagnostics(uri: string): Promise<{ range: { start: { line: number; character: number } }; code: string; severity: number; message: string }[]> {
+/** The next publishDiagnostics for `uri` at document `version` (the server debounces edits; a second pass repeats a version). */
+function nextDiagnostics(uri: string, version: number): Promise<{ range: { start: { line: number; character: number } }; code: string; severity: number; message: string }[]> {
   return new Promise((resolve) => {
-    const sub = rpc.onNotification('textDocument/publishDiagnostics', (p: { uri: string; diagnostics: never[] }) => {
-      if (p.uri !== uri) return;
+    const sub = rpc.onNotification('textDocument/publishDiagnostics', (p: { uri: string; version?: number; diagnostics: never[] }) => {
+      if (p.uri !== uri || p.version !== version) return;
       sub.dispose();
       resolve(p.diagnostics);
     });
@@ -179,7 +179,7 @@ test('plan file: diagnostics as you type, resolved against the model the plan na
     '    format: int9_bogus', //                                line 9: unknown format
     '',
   ].join('\n');
-  let published = nextDiagnostics(uri);
+  let published = nextDiagnostics(uri, 1);
   await rpc.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'quantplan', version: 1, text } });
   let diags = await published;
   const at = (code: string) => diags.filter((d) => d.code === code).map((d) => d.range.start.line);
@@ -191,7 +191,7 @@ test('plan file: diagnostics as you type, resolved against the model the plan na
   assert.ok(diags.every((d) => d.code !== 'model-path'), 'the model folder opens');
 
   // Point the plan at a model that does not exist: an error at the model value, on the next keystroke.
-  published = nextDiagnostics(uri);
+  published = nextDiagnostics(uri, 2);
   await rpc.sendNotification('textDocument/didChange', {
     textDocument: { uri, version: 2 },
     contentChanges: [{ range: { start: { line: 0, character: 7 }, end: { line: 0, character: 19 } }, text: './nope' }],

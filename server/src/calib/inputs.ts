@@ -22,3 +22,19 @@ export function toOrtFeeds(feeds: Feeds): Record<string, ort.Tensor> {
   for (const [name, v] of Object.entries(feeds)) out[name] = new ort.Tensor(v.dtype, v.data, v.dims);
   return out;
 }
+
+/** ONNX value-info element types (the reader's names) → calibration input types; others cannot be fed. */
+const INPUT_TYPES: Record<string, InputDType> = { F32: 'float32', F16: 'float16', F64: 'float64', I64: 'int64', I32: 'int32', I8: 'int8', U8: 'uint8', BOOL: 'bool' };
+
+/** The graph inputs of an ONNX model as its reader lists them in `metadata.inputs`, or undefined. */
+export function onnxInputs(metadata: Record<string, unknown> | undefined): ModelInput[] | undefined {
+  const list = metadata?.inputs;
+  if (!Array.isArray(list)) return undefined;
+  const out: ModelInput[] = [];
+  for (const v of list as { name: string; type: string; shape?: (number | string)[] }[]) {
+    const dtype = INPUT_TYPES[v.type];
+    if (!dtype || !v.shape) return undefined;
+    out.push({ name: v.name, dtype, dims: v.shape.map((d) => (d === '?' ? -1 : d)) });
+  }
+  return out;
+}

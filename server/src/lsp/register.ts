@@ -25,6 +25,7 @@ import { planCompletion } from './completion';
 import { configLenses, type ConfigContext } from './configLenses';
 import { planHover } from './hover';
 import { LensCommands, planLenses } from './lenses';
+import { dataDiagnostics } from './dataDiagnostics';
 import { targetDiagnostics } from './targets';
 import { tensorTypeLenses } from './tensorTypes';
 
@@ -110,14 +111,15 @@ export function registerPlanFeatures(connection: Connection, documents: TextDocu
       if (documents.get(doc.uri)?.version !== version) return;
       const base = state.diagnostics.map((d) => toLspDiagnostic(d, doc.uri));
       await connection.sendDiagnostics({ uri: doc.uri, version, diagnostics: base });
-      // Backend checks run the exporters: a second, later pass, so they never delay the diagnostics above.
-      if (!state.analysis.plan.targets?.value.length) return;
+      // Backend checks (the exporters), calibration data and analysis state: a second, later pass, so they never
+      // delay the diagnostics above.
       await new Promise((resolve) => setImmediate(resolve));
       if (documents.get(doc.uri)?.version !== version) return;
-      const extra = await targetDiagnostics(state).catch((e: unknown) => {
-        connection.console.error(`target checks failed for ${doc.uri}: ${(e as Error)?.stack ?? String(e)}`);
+      const failed = (what: string) => (e: unknown) => {
+        connection.console.error(`${what} failed for ${doc.uri}: ${(e as Error)?.stack ?? String(e)}`);
         return [];
-      });
+      };
+      const extra = [...(await targetDiagnostics(state).catch(failed('target checks'))), ...(await dataDiagnostics(state).catch(failed('data checks')))];
       if (extra.length && documents.get(doc.uri)?.version === version) {
         await connection.sendDiagnostics({ uri: doc.uri, version, diagnostics: [...base, ...extra.map((d) => toLspDiagnostic(d, doc.uri))] });
       }

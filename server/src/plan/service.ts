@@ -11,6 +11,8 @@ import { budgetDiagnostics, fitFormats, type Resolved } from './budget';
 import { planCost, type PlanCost } from './cost';
 import { analyzePlan, parsePlan, pathExists, type PlanAnalysis, type PlanTensor } from './index';
 import type { PlanDiagnostic } from './schema';
+import type { ModelInput } from '../calib/types';
+import { onnxInputs } from '../calib/inputs';
 
 const catalog = {
   isFormat(id: string): boolean {
@@ -39,6 +41,8 @@ export interface ModelInfo {
   report?: AnalysisReport;
   /** Key of this model's analysis in the on-disk cache (default options). */
   cacheKey?: string;
+  /** ONNX graph inputs (what calibration data must fit). */
+  inputs?: ModelInput[];
 }
 
 export interface PlanState {
@@ -134,7 +138,8 @@ export class PlanService {
         return { name: t.name, layer: t.layer, params: t.params, analyzable: t.analyzable, shape: t.shape, layout: t.layout, bytes: t.byteLength };
       });
       const key = ck.tensors.length > 0 ? await cacheKey(ck.path, ck.files, DEFAULT_OPTIONS).catch(() => undefined) : undefined;
-      return { path: file, stamp, tensors, infos: ck.tensors, fixedBytes, format: ck.format, cacheKey: key };
+      const inputs = ck.format === 'onnx' ? onnxInputs(ck.metadata) : undefined;
+      return { path: file, stamp, tensors, infos: ck.tensors, fixedBytes, format: ck.format, cacheKey: key, ...(inputs ? { inputs } : {}) };
     } catch (e) {
       return { path: file, stamp, fixedBytes: 0, error: `model cannot be read: ${(e as Error).message}` };
     }
