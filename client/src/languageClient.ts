@@ -17,6 +17,8 @@ export function createLanguageClient(context: vscode.ExtensionContext, log: vsco
       { scheme: 'file', language: 'json', pattern: '**/config.json' },
       { scheme: 'file', language: 'json', pattern: '**/quantize_config.json' },
       { scheme: 'file', pattern: '**/*.tensor-types.txt' },
+      // llm-compressor recipes (the server answers only for files with a QuantizationModifier).
+      { scheme: 'file', language: 'yaml' },
     ],
     // Plan lenses read cached analyses from the folder Analyze Sensitivity writes to (absent: the default cache).
     initializationOptions: { cacheFolder: analysisSettings().cacheDir || undefined },

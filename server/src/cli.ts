@@ -98,7 +98,7 @@ interface AnalyzeFlags {
   methods?: string;
   labels?: string;
   providers?: string;
-  maxSamples?: string;
+  samples?: string;
   batchSize?: string;
 }
 
@@ -129,7 +129,7 @@ program
   .option('--methods <list>', `sensitivity methods with --calib: ${SENSITIVITY_METHODS.join(',')} (default ${DEFAULT_CALIBRATED_METHODS.join(',')}; without --calib: synthetic data, reported)`)
   .option('--labels <npy>', 'class indices aligned with the calibration samples (cross-entropy loss for fisher/gwq/hawq)')
   .option('--providers <list>', 'execution providers to try in order, e.g. cuda,webgpu,cpu (CPU is always the last resort)')
-  .option('--max-samples <n>', 'use at most n calibration samples')
+  .option('--samples <n>', 'use at most n calibration samples')
   .option('--batch-size <n>', 'calibration samples per batch')
   .option('--threads <n>', 'worker threads (default: one per core; 0 = in this thread)')
   .option('--no-cache', 'neither read nor write the result cache')

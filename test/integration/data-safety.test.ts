@@ -52,6 +52,10 @@ test('every command leaves its inputs byte-identical and adds nothing beside the
     ['analyze', gguf, '--formats', 'int4_g128_asym', '--no-cache'],
     ['analyze', onnx, '--formats', 'int8_ch_sym', '--sample', '0.5', ...cache, '--out', path.join(outputs, 'rec-report.json')],
     ['allocate', '--problem', problem, '--budget-bits', '6', '--json'],
+    ['allocate', st, '--budget', '6', '--json', ...cache],
+    ['ratios', st, '--hi', '8', '--lo', '2', '--json'],
+    ['report', onnx, '--formats', 'int8_ch_sym,int4_g128_asym', ...cache, '--html', path.join(outputs, 'report.html')],
+    ['analyze', onnx, '--methods', 'hessian', '--formats', 'int4_g128_asym', '--samples', '1', '--providers', 'cpu'],
     ['formats', '--json'],
   ];
   for (const args of commands) {
@@ -60,6 +64,7 @@ test('every command leaves its inputs byte-identical and adds nothing beside the
     assert.deepEqual(snapshot(), before, `inputs changed by: quantlens ${args.join(' ')}`);
   }
   assert.equal(JSON.parse(readFileSync(path.join(outputs, 'rec-report.json'), 'utf8')).model.format, 'onnx');
+  assert.match(readFileSync(path.join(outputs, 'report.html'), 'utf8'), /^<!doctype html>/i);
   assert.deepEqual(readdirSync(outputs).filter((f) => f.endsWith('.tmp')), [], 'no temp files left');
 });
 

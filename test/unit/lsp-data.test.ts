@@ -1,7 +1,7 @@
 // The plan's second diagnostics pass over LSP: calibration data checked against the ONNX model's inputs, and
 // a model without analysis flagged as information (diagnostics never wait for an analysis).
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
@@ -54,3 +54,58 @@ async function secondPass(name: string, text: string): Promise<LspDiagnostic[]> 
   assert.deepEqual(at(fast, 'calibration-mismatch'), [], 'the fast pass never reads calibration data');
   return second;
 }
+
+test('quantize_config.json dynamic entries: what each key decides (first match wins, -: skips), format, params, bits', async () => {
+  const folder = path.join(dir, 'gptq');
+  mkdirSync(folder);
+  const t = (name: string, shape: number[]) => ({ name, dtype: 'F32' as const, shape });
+  writeSafetensors(path.join(folder, 'model.safetensors'), [
+    t('model.layers.0.self_attn.q_proj.weight', [64, 64]),
+    t('model.layers.0.self_attn.k_proj.weight', [64, 64]),
+    t('model.layers.1.self_attn.q_proj.weight', [64, 64]),
+    t('model.layers.0.mlp.down_proj.weight', [64, 128]),
+    t('model.layers.1.mlp.down_proj.weight', [64, 128]),
+    t('model.norm.weight', [64]),
+  ]);
+  const text = JSON.stringify({ bits: 4, group_size: 32, sym: true, dynamic: { '+:.*\\.0\\.self_attn\\..*': { bits: 8 }, '-:.*mlp\\.down_proj': {}, '+:.*self_attn.*': { bits: 2 } } }, null, 2);
+  const file = path.join(folder, 'quantize_config.json');
+  writeFileSync(file, text);
+  const uri = pathToFileURL(file).href;
+  await lsp.open(uri, text, 'json');
+  const lenses = await lsp.request<{ range: { start: { line: number } }; command: { title: string } }[]>('textDocument/codeLens', { textDocument: { uri } });
+  const lineOf = (key: string) => text.split('\n').findIndex((l) => l.includes(JSON.stringify(key)));
+  const titles = (key: string) => lenses.filter((l) => l.range.start.line === lineOf(key)).map((l) => l.command.title);
+  // Block 0's q and k: int8 groups of 32 = 8 + 16/32 = 8.5 bits/weight over 2·4096 params.
+  assert.match(titles('+:.*\\.0\\.self_attn\\..*')[0], /^2 modules \(model\.layers\.0\.self_attn\.q_proj\.weight, …\) · int8_g32_sym · 8192 params · 8\.5 bits\/weight/);
+  assert.match(titles('-:.*mlp\\.down_proj')[0], /^2 modules .* skipped: kept in float · 16\.4K params · 32 bits\/weight/);
+  // Only block 1's q_proj is left for the last key.
+  assert.match(titles('+:.*self_attn.*')[0], /^1 module \(model\.layers\.1\.self_attn\.q_proj\.weight\) · int2_g32_sym · 4096 params · 2\.5 bits\/weight/);
+});
+
+test('llm-compressor recipe: each config group lists the Linear modules it takes (ignore honoured, first group wins)', async () => {
+  const folder = path.join(dir, 'gptq'); // the model written by the quantize_config test
+  const text = [
+    'quant_stage:',
+    '  quant_modifiers:',
+    '    QuantizationModifier:',
+    '      ignore: ["re:.*down_proj"]',
+    '      config_groups:',
+    '        attn0:',
+    "          targets: ['re:model\\.layers\\.0\\.self_attn\\.']",
+    '          weights: {num_bits: 8, type: int, symmetric: true, strategy: channel}',
+    '        rest:',
+    '          targets: [Linear]',
+    '          weights: {num_bits: 4, type: int, symmetric: false, strategy: group, group_size: 32}',
+    '',
+  ].join('\n');
+  const file = path.join(folder, 'recipe.yaml');
+  writeFileSync(file, text);
+  const uri = pathToFileURL(file).href;
+  await lsp.open(uri, text, 'yaml');
+  const lenses = await lsp.request<{ range: { start: { line: number } }; command: { title: string } }[]>('textDocument/codeLens', { textDocument: { uri } });
+  const at = (line: number) => lenses.filter((l) => l.range.start.line === line).map((l) => l.command.title);
+  // int8 per channel: 8 bits + one fp16 scale per 64-wide row = 8.25 bits/weight.
+  assert.match(at(5)[0], /^attn0: 2 modules \(model\.layers\.0\.self_attn\.q_proj, …\) · int8_ch_sym · 8192 params · 8\.25 bits\/weight/);
+  // Only block 1's q_proj is left (down_proj ignored); int4 asym g32 = 4 + (16 + 4)/32 = 4.625 bits/weight.
+  assert.match(at(8)[0], /^rest: 1 module \(model\.layers\.1\.self_attn\.q_proj\) · int4_g32_asym · 4096 params · 4\.625 bits\/weight .* 2 more taken by earlier groups$/);
+});

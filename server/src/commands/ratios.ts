@@ -19,7 +19,7 @@ interface RatiosFlags {
   rMax: string;
   fixedRatio: string;
   only?: string;
-  calibration?: string;
+  calib?: string;
   samples: string;
   providers?: string;
   datafree?: boolean;
@@ -44,7 +44,7 @@ export function registerRatios(program: Command): void {
     .option('--r-max <ratio>', 'largest kept share per layer', '0.1')
     .option('--fixed-ratio <ratio>', 'the fixed-ratio strategy\'s ratio when no budget is given', '0.01')
     .option('--only <regex>', 'only the weights whose name matches')
-    .option('--calibration <path>', 'calibration data for ONNX models (.npy/.npz/.json/images; default: synthetic)')
+    .option('--calib <path>', 'calibration data for ONNX models (.npy/.npz/.json/images; default: synthetic)')
     .option('--samples <n>', 'calibration samples used', '8')
     .option('--providers <list>', 'onnxruntime execution providers to try, comma-separated (CPU is the fallback)')
     .option('--datafree', 'weights only, even for a runnable model')
@@ -79,18 +79,18 @@ async function openSource(model: string, flags: RatiosFlags, only: RegExp | unde
   const onnxFile = ckpt.format === 'onnx' ? (ckpt.files.find((f) => f.endsWith('.onnx')) ?? ckpt.path) : undefined;
   await ckpt.close();
   if (!onnxFile || flags.datafree) {
-    if (flags.calibration) throw new QuantLensError('bad-option', '--calibration needs a runnable ONNX model (and no --datafree)', { file: '--calibration' });
+    if (flags.calib) throw new QuantLensError('bad-option', '--calib needs a runnable ONNX model (and no --datafree)', { file: '--calib' });
     return { src: await checkpointSource(model, only) };
   }
   let runner: ModelRunner;
   try {
     runner = await ModelRunner.open(onnxFile, { providers: flags.providers?.split(',').map((s) => s.trim()).filter(Boolean) });
   } catch (e) {
-    if (!(e instanceof QuantLensError) || flags.calibration) throw e;
+    if (!(e instanceof QuantLensError) || flags.calib) throw e;
     return { src: await checkpointSource(model, only), note: `the model does not run here (${e.message}); weights only, C diagonal` };
   }
   try {
-    const calib = await loadCalibration(flags.calibration, runner.inputs, { maxSamples: samples, seed });
+    const calib = await loadCalibration(flags.calib, runner.inputs, { maxSamples: samples, seed });
     const src = runnerSource(runner);
     if (only) src.layers = src.layers.filter((l) => only.test(l.name));
     const data = calib.synthetic ? `synthetic calibration data (${calib.source})` : `calibration data ${path.basename(calib.source)}`;

@@ -10,7 +10,7 @@ export interface SensitivityFlags {
   labels?: string;
   methods?: string;
   providers?: string;
-  maxSamples?: string;
+  samples?: string;
   batchSize?: string;
   json?: boolean;
   out?: string;
@@ -49,7 +49,7 @@ export async function runSensitivity(target: string, formats: string[], flags: S
       methods,
       formats,
       calib: flags.calib,
-      calibration: { maxSamples: count('max-samples', flags.maxSamples), batchSize: count('batch-size', flags.batchSize) },
+      calibration: { maxSamples: count('samples', flags.samples), batchSize: count('batch-size', flags.batchSize) },
       labels: flags.labels,
       providers: list(flags.providers),
       cacheDir: flags.cache ? (flags.cacheDir ? path.resolve(flags.cacheDir) : undefined) : false,

@@ -10,6 +10,7 @@ import type { Range } from '../plan/schema';
 import type { ModelInfo, PlanState } from '../plan/service';
 import { fmtBits, fmtBytes, fmtError, fmtParams } from '../plan/text';
 import { getFormat } from '../quant/registry';
+import { gptqDynamicLenses } from './gptqLenses';
 
 /** Format used for sizes when no plan names the model. */
 export const DEFAULT_SIZE_FORMAT = 'int4_g128_asym';
@@ -133,7 +134,7 @@ export function configLenses(text: string, file: string, kind: 'hf' | 'gptq', ct
     }
     if (!root || typeof root !== 'object' || Array.isArray(root)) return [];
     const at = keys.get('bits') ?? keys.get('w_bit') ?? keys.get('quant_method');
-    return at ? quantLenses(at, declaredFormat(root as Record<string, unknown>), model) : [];
+    return [...(at ? quantLenses(at, declaredFormat(root as Record<string, unknown>), model) : []), ...gptqDynamicLenses(text, file, model)];
   }
   let cfg: ModelConfig;
   try {

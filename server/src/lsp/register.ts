@@ -27,6 +27,7 @@ import { planHover } from './hover';
 import { LensCommands, planLenses } from './lenses';
 import { dataDiagnostics } from './dataDiagnostics';
 import { targetDiagnostics } from './targets';
+import { isRecipe, recipeLenses } from './recipeLenses';
 import { tensorTypeLenses } from './tensorTypes';
 
 export const PLAN_DEBOUNCE_MS = 150;
@@ -38,6 +39,7 @@ const configKind = (uri: string): 'hf' | 'gptq' | undefined =>
   !uri.startsWith('file:') ? undefined : /\/config\.json$/i.test(uri) ? 'hf' : /\/quantize_config\.json$/i.test(uri) ? 'gptq' : undefined;
 
 const isTensorTypes = (uri: string) => uri.startsWith('file:') && /\.tensor-types\.txt$/i.test(uri);
+const isYaml = (uri: string) => uri.startsWith('file:') && /\.ya?ml$/i.test(uri) && !isPlan(uri);
 
 /** A plan file's text from disk, when it exists and is of plausible size. */
 async function readSmall(file: string): Promise<string | undefined> {
@@ -149,6 +151,7 @@ export function registerPlanFeatures(connection: Connection, documents: TextDocu
     const doc = documents.get(uri);
     if (kind && doc) return configLenses(doc.getText(), fileURLToPath(uri), kind, await configContext(fileURLToPath(uri)));
     if (isTensorTypes(uri) && doc) return tensorTypeLenses(doc.getText(), await tensorTypesModel(fileURLToPath(uri)));
+    if (isYaml(uri) && doc && isRecipe(doc.getText())) return recipeLenses(doc.getText(), (await configContext(fileURLToPath(uri))).model);
     const plan = planDoc(uri);
     return plan ? planLenses(await stateOf(plan), uri) : [];
   }));
