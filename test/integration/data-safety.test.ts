@@ -52,7 +52,7 @@ test('every command leaves its inputs byte-identical and adds nothing beside the
     ['analyze', gguf, '--formats', 'int4_g128_asym', '--no-cache'],
     ['analyze', onnx, '--formats', 'int8_ch_sym', '--sample', '0.5', ...cache, '--out', path.join(outputs, 'rec-report.json')],
     ['allocate', '--problem', problem, '--budget-bits', '6', '--json'],
-    ['allocate', st, '--budget', '6', '--json', ...cache],
+    ['allocate', st, '--budget', '6', '--json', '--no-cache'],
     ['ratios', st, '--hi', '8', '--lo', '2', '--json'],
     ['report', onnx, '--formats', 'int8_ch_sym,int4_g128_asym', ...cache, '--html', path.join(outputs, 'report.html')],
     ['analyze', onnx, '--methods', 'hessian', '--formats', 'int4_g128_asym', '--samples', '1', '--providers', 'cpu'],
