@@ -6,7 +6,7 @@
 // pairs (C = 0 for pairs not measured). G is then projected to the PSD cone (negative eigenvalues clipped) so the
 // ratio QP stays convex.
 import { check } from '../formats/errors';
-import { rng } from './ratios-rng';
+import { rng } from '../random';
 
 /** Loss through the model: `deltaLoss` replaces the named weights and returns L(perturbed) − L(full precision). */
 export interface LossProbe {

@@ -12,7 +12,7 @@ import { indexBits } from '../analysis/highimpact';
 import { getFormat, QuantInputError, UnknownFormatError, type NumberFormat } from '../quant';
 import { toFp16 } from '../quant/minifloat';
 import { gridOf } from '../quant/grid';
-import { rng } from './ratios-rng';
+import { rng } from '../random';
 
 const fp16 = toFp16;
 

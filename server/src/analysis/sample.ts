@@ -9,20 +9,10 @@
 // ratio estimate against an auxiliary with known total X_r, N̂_r = X_r · Σ_s num_i / Σ_s x_i, with the jackknife
 // variance, keeping the auxiliary with the smaller variance. Interval: (N_certain + N̂_r)/D ± z·√Var/D, the lower
 // end clipped at 0. Without the take-all stratum, rare heavy rows make any CLT interval too narrow.
+import { rng } from '../random';
 /** Rows scored at least (all rows when the tensor has fewer): keeps the CLT interval meaningful. */
 export const MIN_SAMPLE_ROWS = 32;
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** FNV-1a of a string: mixes the tensor name into the seed so tensors get different rows. */
 function hashName(s: string): number {

@@ -4,6 +4,7 @@ import { LIMITS, QuantLensError } from '../formats/errors';
 import { batchable } from './feeds';
 import type { ArrayValue, CalibrationSet, Feeds, ModelInput } from './types';
 import { allocate, elementCount, f16Bits, FLOAT_INPUTS, shapeText } from './values';
+import { rng } from '../random';
 
 export interface SyntheticOptions {
   /** Integer inputs (token ids) are uniform in [0, vocab); default 100. */
@@ -23,17 +24,6 @@ export interface SyntheticRequest extends SyntheticOptions {
 export const DEFAULT_SYNTHETIC_SAMPLES = 8;
 const SEQUENCE_NAME = /seq|len|token|time|sentence|past/i;
 
-/** mulberry32: small, seeded, identical on every machine. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function syntheticCalibration(inputs: readonly ModelInput[], req: SyntheticRequest = {}): CalibrationSet {
   const where = { file: '<synthetic calibration>' };

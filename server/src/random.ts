@@ -1,5 +1,5 @@
-// Seeded PRNG for the ratio optimizer (quickselect pivots, sampled interaction pairs): results must not depend
-// on the run. mulberry32, uniform in [0, 1).
+// The one seeded PRNG of the engine (row samples, synthetic calibration data, quickselect pivots, sampled
+// interaction pairs): results must not depend on the run or the machine. mulberry32, uniform in [0, 1).
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
