@@ -151,11 +151,43 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       return result;
     }),
     // Lens arguments: [planUri, tensorNames[]].
+    // Lens arguments: [planUri, tensorNames]; otherwise the layer under the cursor, an explorer layer, or a pick.
     register('quantlens.quantizeLayer', 'Quantize Layer', async (arg, names) => {
       if (needsTrust('Quantize Layer')) return;
       const lens = lensArgs(arg, names);
-      const layer = lens.tensors?.length ? lens.tensors.join(', ') : (await resolveLayer(explorer, arg, inspect))?.layer;
-      if (layer) return tell(`Quantize Layer: ${layer} — quantization jobs are ${NOT_YET}.`);
+      const target = lens.tensors?.length ? { layer: lens.tensors[0], model: lens.uri && modelFor(explorer.models, lens.uri) } : await resolveLayer(explorer, arg, inspect);
+      if (!target?.layer) return;
+      const model = target.model;
+      if (!model || model.uri.scheme !== 'file' || !/\.onnx$/i.test(model.uri.fsPath)) {
+        const why = model ? `; ${model.label} is not an ONNX model (Export Plan writes configs for llama.cpp, GPTQModel and others)` : '';
+        return tell(`Quantize Layer: ${target.layer} — quantize-and-evaluate jobs run ONNX models through onnxruntime${why}.`);
+      }
+      const format = await vscode.window.showQuickPick(analysisSettings().formats ?? [], { title: `Quantize ${target.layer} to…`, placeHolder: 'Number format' });
+      if (!format) return;
+      const result = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `QuantLens: quantizing ${target.layer} to ${format}`, cancellable: true },
+        async (progress, cancel) => {
+          const workDoneToken = `quantlens-quantize-${++progressTokens}`;
+          const sub = client.onProgress(WorkDoneProgress.type, workDoneToken, (v) => {
+            if (v.kind === 'report') progress.report({ message: v.message });
+          });
+          try {
+            return await sendRequest(client, Requests.quantizeLayer, { model: model.uri.fsPath, layer: target.layer!, format, workDoneToken }, cancel);
+          } catch (e) {
+            if (isCancelled(e)) return undefined;
+            throw e;
+          } finally {
+            sub.dispose();
+          }
+        },
+      );
+      if (!result) return tell(`Quantize Layer: ${target.layer} — cancelled; no file was written.`);
+      const d = result.delta;
+      const sqnr = Number.isFinite(d.sqnrDb) ? `${d.sqnrDb.toFixed(1)} dB` : 'exact';
+      return tell(
+        `Quantize Layer: ${result.layer} → ${result.format}${result.simulated ? ' (simulated)' : ''} on ${result.executionProvider}: ` +
+          `KL +${d.kl.toExponential(2)}, top-1 ${(d.top1 * 100).toFixed(2)} %, output SQNR ${sqnr} · ${vscode.workspace.asRelativePath(result.output)}`,
+      );
     }),
     // Lens arguments: [modelUri, planUri].
     register('quantlens.quantizeModel', 'Quantize Model', async (arg, planArg) => {
@@ -199,7 +231,8 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       if (doc?.languageId !== 'quantplan') {
         return tell('Export Plan: open a *.quant.yaml plan in the editor first.');
       }
-      return tell(`Export Plan: ${vscode.workspace.asRelativePath(doc.uri)} — plan exporters are ${NOT_YET}.`);
+      const rel = vscode.workspace.asRelativePath(doc.uri);
+      return tell(`Export Plan: ${rel} — run \`quantlens export --to <llama.cpp|gptqmodel|hqq|ort-matmulnbits|llm-compressor|modelopt> ${rel}\`; the editor command is ${NOT_YET}.`);
     }),
     register('quantlens.refreshExplorer', 'Refresh', () => explorer.refresh()),
     register('quantlens.showLog', 'Show Log', async () => log.show(true)),

@@ -227,7 +227,7 @@ async function driveUi(page: Page, run: string, checks: UiCheck[]): Promise<void
     await menuItem('Quantize Layer').waitFor({ timeout: 10_000 });
     await shot('editor-context-menu.png');
   });
-  await step('choosing it names the layer and says jobs are not available yet', async () => {
+  await step('choosing it names the layer and says jobs run ONNX models (the fixture plan names a safetensors model)', async () => {
     await menuItem('Quantize Layer').click();
     // The smoke-test driver suppresses toasts (VS Code's addToast checks enableSmokeTestDriver): read the notification center.
     await page.locator('.statusbar [id="status.notifications"] a, .statusbar [aria-label*="Notifications"]').first().click();
@@ -235,7 +235,7 @@ async function driveUi(page: Page, run: string, checks: UiCheck[]): Promise<void
     await item.waitFor({ timeout: 10_000 });
     await shot('quantize-layer-message.png');
     const t = (await item.innerText()).replace(/\s+/g, ' ');
-    if (!t.includes('quantization jobs are not available in this build yet')) throw new Error(`notification says: ${t}`);
+    if (!t.includes('quantize-and-evaluate jobs run ONNX models through onnxruntime')) throw new Error(`notification says: ${t}`);
     await page.keyboard.press('Escape');
     return t;
   });
