@@ -19,7 +19,7 @@ import {
   type WorkDoneProgressReport,
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { analyzeCheckpoint, DEFAULT_FORMATS, OptionError } from './analysis';
+import { analyzeCheckpoint, DEFAULT_FORMATS, defaultThreads, OptionError } from './analysis';
 import { parseMethods } from './commands/sensitivity';
 import { analyzeSensitivityInWorker } from './sensitivity/run';
 import { quantizeLayer } from './jobs/layer';
@@ -161,6 +161,8 @@ handle(Requests.analyze, async (p: AnalyzeParams, token): Promise<AnalyzeRespons
       { formats: p.formats, sample: p.sample, only: p.only, groupMaps: p.groupMaps },
       {
         signal,
+        // One core stays with this thread, so editing stays responsive while the workers analyze.
+        threads: Math.max(1, defaultThreads() - 1),
         cacheDir: p.cacheDir === '' ? false : p.cacheDir,
         onProgress: (done, total) => report(total > 0 ? (100 * done) / total : 100, `${(done / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} M weights`),
       },

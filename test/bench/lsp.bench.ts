@@ -1,6 +1,6 @@
 // The language server as an editor uses it, over stdio (dist/server/server.js):
 // 1. a plan on a MoE-scale checkpoint (60 MoE blocks × 330 experts ≈ 60 000 tensors, a sparse header-only
-//    safetensors file): after each edit, the time until diagnostics are published (minus the 150 ms typing
+//    safetensors file): after each of 100 edits, the time until diagnostics are published (minus the 150 ms typing
 //    debounce) and until code lenses answer — p50/p95 over the edits (target p95 < 50 ms);
 // 2. load: while a data-free analysis of the 1 GB benchmark checkpoint runs in the server's workers, 50
 //    concurrent requests (hover, code lens, completion) — p95 latency (target < 200 ms).
@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, ftruncateSync, writeFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { CancellationTokenSource, createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { Requests } from '../../server/src/protocol';
 import { ensureAnalysisCheckpoint } from './analysis.bench';
 
@@ -103,7 +103,7 @@ export async function benchLsp(): Promise<void> {
     const openMs = (await wait) - t0 - DEBOUNCE_MS;
     const diag: number[] = [];
     const lens: number[] = [];
-    for (let v = 2; v <= 41; v++) {
+    for (let v = 2; v <= 101; v++) {
       t0 = performance.now();
       wait = diagnosticsFor(v);
       await rpc.sendNotification('textDocument/didChange', { textDocument: { uri, version: v }, contentChanges: [{ text: planText(v) }] });
@@ -114,11 +114,12 @@ export async function benchLsp(): Promise<void> {
     }
     console.log(`lsp: plan on a ${tensors.toLocaleString('en-US')}-tensor MoE checkpoint (header-only), 14 rules, over stdio`);
     console.log(`  open (reads the header, builds the index): diagnostics after ${openMs.toFixed(0)} ms`);
-    console.log(`  per edit, 40 edits: diagnostics p50 ${pct(diag, 0.5).toFixed(1)} ms, p95 ${pct(diag, 0.95).toFixed(1)} ms (after the ${DEBOUNCE_MS} ms debounce); code lenses p50 ${pct(lens, 0.5).toFixed(1)} ms, p95 ${pct(lens, 0.95).toFixed(1)} ms (target p95 < 50 ms)`);
+    console.log(`  per edit, 100 edits: diagnostics p50 ${pct(diag, 0.5).toFixed(1)} ms, p95 ${pct(diag, 0.95).toFixed(1)} ms (after the ${DEBOUNCE_MS} ms debounce); code lenses p50 ${pct(lens, 0.5).toFixed(1)} ms, p95 ${pct(lens, 0.95).toFixed(1)} ms (target p95 < 50 ms)`);
 
     // Load: 50 concurrent requests while the workers analyze 1 GB.
     const big = ensureAnalysisCheckpoint();
-    const analysis = rpc.sendRequest(Requests.analyze.method, { path: big, cacheDir: '' });
+    const cancel = new CancellationTokenSource();
+    const analysis = rpc.sendRequest(Requests.analyze.method, { path: big, cacheDir: '' }, cancel.token).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 1500));
     const lat: number[] = [];
     const one = async (i: number) => {
@@ -130,6 +131,8 @@ export async function benchLsp(): Promise<void> {
     };
     await Promise.all(Array.from({ length: 50 }, (_, i) => one(i)));
     console.log(`  load: 50 concurrent hover/codeLens/completion on the 60 000-tensor plan during a 1 GB analysis: p50 ${pct(lat, 0.5).toFixed(0)} ms, p95 ${pct(lat, 0.95).toFixed(0)} ms, max ${Math.max(...lat).toFixed(0)} ms (target p95 < 200 ms)`);
+    // The analysis only provides the load: stop it rather than wait minutes for it.
+    cancel.cancel();
     await analysis;
   } finally {
     rpc.dispose();
