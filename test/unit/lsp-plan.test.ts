@@ -314,7 +314,7 @@ test('llama.cpp tensor-type file: what each entry decides in the model of the pl
   assert.deepEqual(byToken(2), ['never applies: earlier entries take its 1 tensors', 'matches no tensor']);
   // Searched, not anchored: `output\.weight` alone would also take blk.N.attn_output.weight.
   assert.deepEqual(byToken(3), [
-    '1 tensor (output.weight) · f32: kept in float · 512 params · 32 bits/weight · 2.00 KiB · no analysis for this format',
+    '1 tensor (output.weight) · f32: kept in float · 512 params · 32 bits/weight · 2.00 KiB',
     "unknown GGML type 'zz4'",
     'nested quantifiers (exponential backtracking): not evaluated',
   ]);

@@ -3,10 +3,9 @@
 // format it means, their size and predicted error — the same reading `quantlens import --from gptqmodel` uses.
 import type { CodeLens } from 'vscode-languageserver';
 import { parseGptq } from '../export/import';
-import { bitsOf, squaredErrors, sumSquares } from '../plan/cost';
 import { indexFor } from '../plan/match';
 import type { ModelInfo } from '../plan/service';
-import { fmtBits, fmtBytes, fmtError, fmtParams } from '../plan/text';
+import { entrySummary } from './entrySummary';
 
 const label = (line: number, character: number, title: string): CodeLens => ({
   range: { start: { line, character }, end: { line, character } },
@@ -31,8 +30,6 @@ export function gptqDynamicLenses(text: string, file: string, model: ModelInfo |
     const k = parsed.entries.findIndex((e) => e.test(n));
     if (k >= 0) decided[k].push(id);
   }
-  const report = model.report;
-  const sumSq = report ? sumSquares(index, report) : undefined;
   const out: CodeLens[] = [];
   parsed.entries.forEach((e, k) => {
     const at = text.indexOf(JSON.stringify(e.label));
@@ -41,25 +38,9 @@ export function gptqDynamicLenses(text: string, file: string, model: ModelInfo |
     const character = at - (text.lastIndexOf('\n', at - 1) + 1);
     const ids = decided[k];
     if (ids.length === 0) return out.push(label(line, character, 'matches no module (or earlier keys take them all)'));
-    const err = report ? squaredErrors(index, report, e.format) : undefined;
-    let params = 0;
-    let bits = 0;
-    let sq = 0;
-    let ss = 0;
-    let analyzed = 0;
-    for (const id of ids) {
-      params += index.params[id];
-      bits += bitsOf(index, id, e.format);
-      if (err && err[id] === err[id]) {
-        sq += err[id];
-        ss += sumSq![id];
-        analyzed++;
-      }
-    }
     const what = e.format === null ? 'skipped: kept in float' : e.format;
-    const error = e.format === null ? '' : analyzed > 0 ? ` · ${fmtError(ss > 0 ? sq / ss : 0)}` : report ? ' · no analysis for this format' : ' · not analyzed';
     const first = index.tensors[ids[0]].name;
-    out.push(label(line, character, `${ids.length} module${ids.length === 1 ? '' : 's'} (${first}${ids.length > 1 ? ', …' : ''}) · ${what} · ${fmtParams(params)} params · ${fmtBits(bits / params)} bits/weight · ${fmtBytes(bits / 8)}${error}`));
+    out.push(label(line, character, `${ids.length} module${ids.length === 1 ? '' : 's'} (${first}${ids.length > 1 ? ', …' : ''}) · ${what} · ${entrySummary(index, model.report, ids, e.format)}`));
   });
   return out;
 }

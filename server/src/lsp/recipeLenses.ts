@@ -5,10 +5,9 @@
 // first group whose targets match it (the lens says when a later group loses modules to an earlier one).
 import { isMap, isScalar, parseDocument, type Node, type YAMLMap } from 'yaml';
 import type { CodeLens } from 'vscode-languageserver';
-import { bitsOf, squaredErrors, sumSquares } from '../plan/cost';
 import { indexFor } from '../plan/match';
 import type { ModelInfo } from '../plan/service';
-import { fmtBits, fmtBytes, fmtError, fmtParams } from '../plan/text';
+import { entrySummary } from './entrySummary';
 
 /** Preset schemes of llm-compressor → the QuantLens weight format they use. */
 const SCHEMES: Record<string, string> = { W4A16: 'int4_g128_sym', W4A16_ASYM: 'int4_g128_asym', W8A16: 'int8_ch_sym', W8A8: 'int8_ch_sym', FP8: 'fp8_e4m3_ch', FP8_DYNAMIC: 'fp8_e4m3_ch', NVFP4: 'nvfp4', NVFP4A16: 'nvfp4', MXFP4: 'mxfp4' };
@@ -97,19 +96,10 @@ export function recipeLenses(text: string, model: ModelInfo | undefined): CodeLe
   const index = indexFor(model.tensors);
   const ignore = matcher(json.ignore);
   const taken = new Set<number>();
-  const report = model.report;
-  const sumSq = report ? sumSquares(index, report) : undefined;
   return groups.map((g) => {
     if (typeof g.format !== 'string') return lens(g.node, g.format.why);
-    const err = report ? squaredErrors(index, report, g.format) : undefined;
-    let n = 0;
+    const ids: number[] = [];
     let lost = 0;
-    let params = 0;
-    let bits = 0;
-    let sq = 0;
-    let ss = 0;
-    let analyzed = 0;
-    let first = '';
     index.tensors.forEach((t, id) => {
       // Linear weights: 2-D tensors named <module>.weight.
       if (!t.name.endsWith('.weight') || (t.shape?.length ?? 2) !== 2) return;
@@ -117,18 +107,11 @@ export function recipeLenses(text: string, model: ModelInfo | undefined): CodeLe
       if (ignore(m) || !g.targets(m)) return;
       if (taken.has(id)) return void lost++;
       taken.add(id);
-      n++;
-      first ||= m;
-      params += index.params[id];
-      bits += bitsOf(index, id, g.format as string);
-      if (err && err[id] === err[id]) {
-        sq += err[id];
-        ss += sumSq![id];
-        analyzed++;
-      }
+      ids.push(id);
     });
-    if (n === 0) return lens(g.node, lost ? `never applies: earlier groups take its ${lost} modules` : 'matches no Linear module');
-    const error = analyzed > 0 ? fmtError(ss > 0 ? sq / ss : 0) : report ? 'no analysis for this format' : 'not analyzed';
-    return lens(g.node, `${g.label}: ${n} module${n === 1 ? '' : 's'} (${first}${n > 1 ? ', …' : ''}) · ${g.format} · ${fmtParams(params)} params · ${fmtBits(bits / params)} bits/weight · ${fmtBytes(bits / 8)} · ${error}${lost ? ` · ${lost} more taken by earlier groups` : ''}`);
+    if (ids.length === 0) return lens(g.node, lost ? `never applies: earlier groups take its ${lost} modules` : 'matches no Linear module');
+    const n = ids.length;
+    const first = index.tensors[ids[0]].name.slice(0, -'.weight'.length);
+    return lens(g.node, `${g.label}: ${n} module${n === 1 ? '' : 's'} (${first}${n > 1 ? ', …' : ''}) · ${g.format} · ${entrySummary(index, model.report, ids, g.format)}${lost ? ` · ${lost} more taken by earlier groups` : ''}`);
   });
 }

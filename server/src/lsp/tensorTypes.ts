@@ -6,11 +6,10 @@
 // tensor names; the first matching entry decides a tensor; only tensors with two or more axes are quantized.
 import type { CodeLens } from 'vscode-languageserver';
 import { FROM_GGML, ggufName } from '../export/ggml';
-import { bitsOf, squaredErrors, sumSquares } from '../plan/cost';
 import { indexFor } from '../plan/match';
 import type { Range } from '../plan/schema';
 import type { ModelInfo } from '../plan/service';
-import { fmtBits, fmtBytes, fmtError, fmtParams } from '../plan/text';
+import { entrySummary } from './entrySummary';
 
 const MAX_ENTRIES = 10_000;
 const MAX_PATTERN = 4096;
@@ -73,41 +72,25 @@ export function tensorTypeLenses(text: string, model: ModelInfo | undefined): Co
     ids.push(id);
   });
   const taken = new Uint8Array(names.length);
-  const report = model.report;
-  const sumSq = report ? sumSquares(index, report) : undefined;
   return entries.map((e) => {
     if (typeof e.re === 'string') return label(e.range, e.re);
     const format = FROM_GGML[e.type.toLowerCase()];
     if (format === undefined) return label(e.range, `unknown GGML type '${e.type}'`);
     let matched = 0;
-    let decided = 0;
-    let params = 0;
-    let bits = 0;
-    let sq = 0;
-    let ss = 0;
-    let analyzed = 0;
+    const decided: number[] = [];
     let first = '';
-    const err = report ? squaredErrors(index, report, format) : undefined;
     for (let k = 0; k < names.length; k++) {
       if (!e.re.test(names[k])) continue;
       matched++;
       if (taken[k]) continue;
       taken[k] = 1;
-      const id = ids[k];
-      decided++;
       first ||= names[k];
-      params += index.params[id];
-      bits += bitsOf(index, id, format);
-      if (err && err[id] === err[id]) {
-        sq += err[id];
-        ss += sumSq![id];
-        analyzed += index.params[id];
-      }
+      decided.push(ids[k]);
     }
     if (matched === 0) return label(e.range, 'matches no tensor');
-    if (decided === 0) return label(e.range, `never applies: earlier entries take its ${matched} tensors`);
+    if (decided.length === 0) return label(e.range, `never applies: earlier entries take its ${matched} tensors`);
     const what = format === null ? `${e.type}: kept in float` : `${e.type} ≈ ${format}`;
-    const error = analyzed > 0 ? fmtError(ss > 0 ? sq / ss : 0) : report ? 'no analysis for this format' : 'not analyzed';
-    return label(e.range, `${decided} tensor${decided === 1 ? '' : 's'} (${first}${decided > 1 ? ', …' : ''}) · ${what} · ${fmtParams(params)} params · ${fmtBits(bits / params)} bits/weight · ${fmtBytes(bits / 8)} · ${error}`);
+    const n = decided.length;
+    return label(e.range, `${n} tensor${n === 1 ? '' : 's'} (${first}${n > 1 ? ', …' : ''}) · ${what} · ${entrySummary(index, model.report, decided, format)}`);
   });
 }
