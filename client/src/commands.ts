@@ -23,7 +23,6 @@ export function inspectModel(client: LanguageClient, model: ModelEntry): Promise
   return sendRequest(client, Requests.inspect, { path: model.uri.fsPath });
 }
 
-let progressTokens = 0;
 
 /**
  * Data-free analysis of a model on the server, shown as a cancellable notification fed by the server's `$/progress`.
@@ -32,26 +31,40 @@ let progressTokens = 0;
 export async function analyzeModel(client: LanguageClient, model: ModelEntry): Promise<AnalyzeResponse | undefined> {
   if (model.uri.scheme !== 'file') throw new Error(`${model.label}: only files on disk can be read (got ${model.uri.scheme}:)`);
   const { formats, cacheDir } = analysisSettings();
-  return vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: `QuantLens: analyzing ${model.label}`, cancellable: true },
-    async (progress, cancel) => {
-      const workDoneToken = `quantlens-analyze-${++progressTokens}`;
-      let shown = 0;
-      const sub = client.onProgress(WorkDoneProgress.type, workDoneToken, (v) => {
-        if (v.kind !== 'report' || v.percentage === undefined) return;
-        progress.report({ increment: v.percentage - shown, message: v.message });
-        shown = v.percentage;
-      });
-      try {
-        return await sendRequest(client, Requests.analyze, { path: model.uri.fsPath, formats, cacheDir, workDoneToken }, cancel);
-      } catch (e) {
-        if (isCancelled(e)) return undefined;
-        throw e;
-      } finally {
-        sub.dispose();
-      }
-    },
+  return withRequestProgress(client, `QuantLens: analyzing ${model.label}`, (workDoneToken, cancel) =>
+    sendRequest(client, Requests.analyze, { path: model.uri.fsPath, formats, cacheDir, workDoneToken }, cancel),
   );
+}
+
+let progressTokens = 0;
+
+/**
+ * A long server request behind a cancellable notification fed by the server's `$/progress` on a fresh token.
+ * Resolves undefined when the user cancels (the server answers RequestCancelled and writes nothing).
+ */
+async function withRequestProgress<R>(
+  client: LanguageClient,
+  title: string,
+  send: (workDoneToken: string, cancel: vscode.CancellationToken) => Promise<R>,
+): Promise<R | undefined> {
+  return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, cancel) => {
+    const workDoneToken = `quantlens-${++progressTokens}`;
+    let shown = 0;
+    const sub = client.onProgress(WorkDoneProgress.type, workDoneToken, (v) => {
+      if (v.kind !== 'report') return;
+      const pct = v.percentage ?? shown;
+      progress.report({ increment: pct - shown, message: v.message });
+      shown = pct;
+    });
+    try {
+      return await send(workDoneToken, cancel);
+    } catch (e) {
+      if (isCancelled(e)) return undefined;
+      throw e;
+    } finally {
+      sub.dispose();
+    }
+  });
 }
 
 /** Failures surface as notifications with a way to the log, which holds the details. */
@@ -164,22 +177,8 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       }
       const format = await vscode.window.showQuickPick(analysisSettings().formats ?? [], { title: `Quantize ${target.layer} to…`, placeHolder: 'Number format' });
       if (!format) return;
-      const result = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `QuantLens: quantizing ${target.layer} to ${format}`, cancellable: true },
-        async (progress, cancel) => {
-          const workDoneToken = `quantlens-quantize-${++progressTokens}`;
-          const sub = client.onProgress(WorkDoneProgress.type, workDoneToken, (v) => {
-            if (v.kind === 'report') progress.report({ message: v.message });
-          });
-          try {
-            return await sendRequest(client, Requests.quantizeLayer, { model: model.uri.fsPath, layer: target.layer!, format, workDoneToken }, cancel);
-          } catch (e) {
-            if (isCancelled(e)) return undefined;
-            throw e;
-          } finally {
-            sub.dispose();
-          }
-        },
+      const result = await withRequestProgress(client, `QuantLens: quantizing ${target.layer} to ${format}`, (workDoneToken, cancel) =>
+        sendRequest(client, Requests.quantizeLayer, { model: model.uri.fsPath, layer: target.layer!, format, workDoneToken }, cancel),
       );
       if (!result) return tell(`Quantize Layer: ${target.layer} — cancelled; no file was written.`);
       const d = result.delta;

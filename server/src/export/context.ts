@@ -5,7 +5,7 @@ import { QuantLensError } from '../formats/errors';
 import { openCheckpoint } from '../formats/registry';
 import type { Consumer, DType, LayerRef, TensorInfo, WeightLayout } from '../formats/types';
 import { analyzePlan, parsePlan, type Plan, type PlanAnalysis, type Range } from '../plan/index';
-import { formatIds, getFormat } from '../quant/registry';
+import { FORMAT_CATALOG } from '../quant/registry';
 
 export interface ExportWarning {
   message: string;
@@ -48,18 +48,6 @@ export interface ExportContext {
   warn(range: Range | undefined, message: string): void;
 }
 
-const catalog = {
-  isFormat(id: string): boolean {
-    try {
-      getFormat(id);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  formatIds,
-};
-
 /** Parse the plan, open its model (header only) and resolve the rules; plan errors are located QuantLensErrors. */
 export async function loadContext(planText: string, planPath: string): Promise<ExportContext> {
   const model = parsePlan(planText, planPath).plan.model;
@@ -75,7 +63,7 @@ export async function loadContext(planText: string, planPath: string): Promise<E
 export function contextFor(planText: string, planPath: string, modelFormat: string, modelPath: string, all: readonly TensorInfo[]): ExportContext {
   const infos = all.filter((t) => t.analyzable);
   const analysis = analyzePlan(planText, planPath, {
-    ...catalog,
+    ...FORMAT_CATALOG,
     checkPath: false,
     tensors: infos.map((t) => ({ name: t.name, layer: t.layer, params: t.params, analyzable: true })),
   });

@@ -1,7 +1,7 @@
 // "Quantize layer" (quantlens/quantizeLayer): one weight, one format, a queued job on a worker thread, and the
 // result as deltas against the original model.
 import * as path from 'node:path';
-import type { QuantizeLayerResult } from '../protocol';
+import type { QuantizeLayerParams, QuantizeLayerResult } from '../protocol';
 import { JobCache } from './cache';
 import type { QuantizeReport, QuantizeRequest } from './pipeline';
 import { JobQueue } from './queue';
@@ -11,18 +11,8 @@ import { runQuantizeInWorker } from './run';
 export const jobs = new JobQueue();
 const results = new JobCache<QuantizeReport>();
 
-export interface LayerJob {
-  model: string;
-  layer: string;
-  format?: string;
-  plan?: string;
-  method?: 'rtn' | 'gptq';
-  eval?: string;
-  labels?: string;
-  out?: string;
-  maxSamples?: number;
-  providers?: readonly string[];
-}
+/** A quantizeLayer request without its progress token (paths already resolved to absolute ones). */
+export type LayerJob = Omit<QuantizeLayerParams, 'workDoneToken'>;
 
 /** `<model>.<layer>.<format>.quant.onnx` beside the model, with path-unsafe characters replaced. */
 export function layerOutputPath(model: string, layer: string, format: string | undefined): string {

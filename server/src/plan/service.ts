@@ -6,25 +6,13 @@ import { cacheKey, defaultCacheDir, readCache } from '../analysis/cache';
 import { DEFAULT_OPTIONS, type AnalysisReport } from '../analysis/types';
 import { openCheckpoint } from '../formats/registry';
 import type { TensorInfo } from '../formats/types';
-import { formatIds, getFormat } from '../quant/registry';
+import { FORMAT_CATALOG } from '../quant/registry';
 import { budgetDiagnostics, fitFormats, type Resolved } from './budget';
 import { planCost, type PlanCost } from './cost';
 import { analyzePlan, parsePlan, pathExists, type PlanAnalysis, type PlanTensor } from './index';
 import type { PlanDiagnostic } from './schema';
 import type { ModelInput } from '../calib/types';
 import { onnxInputs } from '../calib/inputs';
-
-const catalog = {
-  isFormat(id: string): boolean {
-    try {
-      getFormat(id);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  formatIds,
-};
 
 /** A model as plans see it: its tensors (header only), and the analysis report when one is cached. */
 export interface ModelInfo {
@@ -63,12 +51,12 @@ export interface PlanState {
 export function planState(text: string, planPath: string, model: ModelInfo | undefined): PlanState {
   const modelPath = model?.path;
   const analysis = analyzePlan(text, planPath, {
-    ...catalog,
+    ...FORMAT_CATALOG,
     tensors: model?.tensors,
     // The model's problem is the reader's located message; other paths only need to exist.
     checkPath: (p, key) => (key === 'model' && p === modelPath && model?.error ? model.error : pathExists(p, key)),
   });
-  const formats = fitFormats(analysis.plan, catalog.isFormat);
+  const formats = fitFormats(analysis.plan, FORMAT_CATALOG.isFormat);
   const state: PlanState = { text, planPath, analysis, model, formats, diagnostics: analysis.diagnostics };
   const r = analysis.resolution;
   if (r && model) {

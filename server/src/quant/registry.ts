@@ -101,6 +101,19 @@ export function formatIds(): string[] {
   return ids;
 }
 
+/** What plan validation needs to know about format ids (plan/validate.ts FormatCatalog). */
+export const FORMAT_CATALOG = {
+  isFormat(id: string): boolean {
+    try {
+      getFormat(id);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  formatIds,
+};
+
 export function allFormats(): NumberFormat[] {
   return formatIds().map(getFormat);
 }
