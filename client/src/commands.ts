@@ -1,17 +1,21 @@
 // Command handlers. Engines that land later (analysis, jobs, reports, exporters) say so plainly: never fake success.
+import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { WorkDoneProgress, type LanguageClient } from 'vscode-languageclient/node';
+import type { LanguageClient } from 'vscode-languageclient/node';
 import { Requests, type AnalyzeResponse, type InspectResult } from '../../server/src/protocol';
 import { layerName, type ExplorerNode, type LayerNode, type SensitivityExplorer, type SortOrder } from './explorer';
-import { describeError, isCancelled, sendRequest } from './languageClient';
+import { describeError, restarts, sendRequest, withRequestProgress } from './languageClient';
 import { entryFor, modelFor, type ModelEntry } from './models';
+import { outlineUri, type OutlineProvider } from './outline';
 import { ReportPanel, type PanelHost } from './panel';
+import { exportActivePlan, planFor, quantizeWithPlan, reportQuantized, revealInPlan } from './planCommands';
 import { analysisMarkdown, inspectMarkdown } from './report';
 import { analysisSettings } from './settings';
 import { lensArgs, resolveLayer, resolveModel } from './targets';
 
 export interface CommandContext {
   client: LanguageClient;
+  outline: OutlineProvider;
   explorer: SensitivityExplorer;
   view: vscode.TreeView<ExplorerNode>;
   log: vscode.LogOutputChannel;
@@ -36,45 +40,13 @@ export async function analyzeModel(client: LanguageClient, model: ModelEntry): P
   );
 }
 
-let progressTokens = 0;
-
-/**
- * A long server request behind a cancellable notification fed by the server's `$/progress` on a fresh token.
- * Resolves undefined when the user cancels (the server answers RequestCancelled and writes nothing).
- */
-async function withRequestProgress<R>(
-  client: LanguageClient,
-  title: string,
-  send: (workDoneToken: string, cancel: vscode.CancellationToken) => Promise<R>,
-): Promise<R | undefined> {
-  return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, cancel) => {
-    const workDoneToken = `quantlens-${++progressTokens}`;
-    let shown = 0;
-    const sub = client.onProgress(WorkDoneProgress.type, workDoneToken, (v) => {
-      if (v.kind !== 'report') return;
-      const pct = v.percentage ?? shown;
-      progress.report({ increment: pct - shown, message: v.message });
-      shown = pct;
-    });
-    try {
-      return await send(workDoneToken, cancel);
-    } catch (e) {
-      if (isCancelled(e)) return undefined;
-      throw e;
-    } finally {
-      sub.dispose();
-    }
-  });
-}
-
 /** Failures surface as notifications with a way to the log, which holds the details. */
 export async function showError(log: vscode.LogOutputChannel, message: string): Promise<void> {
   log.error(message);
   if ((await vscode.window.showErrorMessage(message, 'Show Log')) === 'Show Log') log.show(true);
 }
 
-const NOT_YET = 'not available in this build yet';
-
+const isPlanUri = (uri: vscode.Uri) => /\.quant\.ya?ml$/i.test(uri.path);
 
 const isLayerNode = (arg: unknown): arg is LayerNode => typeof arg === 'object' && arg !== null && (arg as ExplorerNode).kind === 'layer';
 
@@ -90,6 +62,13 @@ async function showInExplorer(ctx: CommandContext, tensor: string, modelUri?: vs
 export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
   const { client, explorer, log } = ctx;
   const inspect = (m: ModelEntry) => inspectModel(client, m);
+  const outlineAt = (uri: vscode.Uri, line: number) => ctx.outline.layerAt(uri, line);
+  /** The model a lens is about: a plan lens's plan names it; other lenses pass the model itself. */
+  const lensModel = async (uri: vscode.Uri): Promise<ModelEntry | undefined> => {
+    if (!isPlanUri(uri)) return modelFor(explorer.models, uri) ?? entryFor(uri);
+    const plan = await planFor(client, undefined, uri);
+    return plan && modelEntry(plan.modelPath);
+  };
   /** Analysis for the panel and the explorer: every finished analysis scores the explorer's layers. */
   const analyze = async (model: ModelEntry): Promise<AnalyzeResponse | undefined> => {
     const result = await analyzeModel(client, model);
@@ -105,7 +84,12 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     client,
     log,
     analyze: async (m) => (await analyze(modelEntry(m.path)))?.report,
-    reveal: async (modelPath, tensor) => void (await showInExplorer(ctx, tensor, vscode.Uri.file(modelPath))),
+    reveal: async (modelPath, tensor) => {
+      const uri = vscode.Uri.file(modelPath);
+      await showInExplorer(ctx, tensor, uri);
+      // The rule deciding it, in a plan already on screen (a click never opens files).
+      await revealInPlan(client, { model: modelEntry(modelPath), tensors: [tensor], path: tensor }, { visibleOnly: true });
+    },
   };
   /** Shows an information message, logs it, and returns its text (command results make the handlers testable). */
   const tell = (message: string): string => {
@@ -168,7 +152,7 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     register('quantlens.quantizeLayer', 'Quantize Layer', async (arg, names) => {
       if (needsTrust('Quantize Layer')) return;
       const lens = lensArgs(arg, names);
-      const target = lens.tensors?.length ? { layer: lens.tensors[0], model: lens.uri && modelFor(explorer.models, lens.uri) } : await resolveLayer(explorer, arg, inspect);
+      const target = lens.tensors?.length ? { layer: lens.tensors[0], model: lens.uri && (await lensModel(lens.uri)) } : await resolveLayer(explorer, arg, inspect, outlineAt);
       if (!target?.layer) return;
       const model = target.model;
       if (!model || model.uri.scheme !== 'file' || !/\.onnx$/i.test(model.uri.fsPath)) {
@@ -181,6 +165,7 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
         sendRequest(client, Requests.quantizeLayer, { model: model.uri.fsPath, layer: target.layer!, format, workDoneToken }, cancel),
       );
       if (!result) return tell(`Quantize Layer: ${target.layer} — cancelled; no file was written.`);
+      ReportPanel.refreshJobs(model.uri.fsPath);
       const d = result.delta;
       const sqnr = Number.isFinite(d.sqnrDb) ? `${d.sqnrDb.toFixed(1)} dB` : 'exact';
       return tell(
@@ -188,13 +173,24 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
           `KL +${d.kl.toExponential(2)}, top-1 ${(d.top1 * 100).toFixed(2)} %, output SQNR ${sqnr} · ${vscode.workspace.asRelativePath(result.output)}`,
       );
     }),
-    // Lens arguments: [modelUri, planUri].
+    // The plan at hand names its model: a lens's [modelUri, planUri], a plan file from a menu, the plan in the
+    // editor; otherwise the model is chosen first (explorer, pick), then a plan naming it.
     register('quantlens.quantizeModel', 'Quantize Model', async (arg, planArg) => {
       if (needsTrust('Quantize Model')) return;
-      const model = await resolveModel(explorer, lensArgs(arg).uri ?? arg, 'Quantize Model');
-      const plan = lensArgs(planArg).uri;
-      const with_ = plan ? ` with ${vscode.workspace.asRelativePath(plan)}` : '';
-      if (model) return tell(`Quantize Model: ${model.label}${with_} — quantization jobs are ${NOT_YET}.`);
+      const active = vscode.window.activeTextEditor?.document;
+      const given = lensArgs(planArg).uri ?? (arg instanceof vscode.Uri && isPlanUri(arg) ? arg : arg === undefined && active?.languageId === 'quantplan' ? active.uri : undefined);
+      const model = given ? undefined : await resolveModel(explorer, lensArgs(arg).uri ?? arg, 'Quantize Model');
+      if (!given && !model) return;
+      const plan = await planFor(client, model, given);
+      if (!plan) return tell(`Quantize Model: no plan that resolves against ${model?.label ?? 'its model'} — write a *.quant.yaml with \`model:\` pointing at it.`);
+      if (!/\.onnx$/i.test(plan.modelPath)) {
+        return tell(`Quantize Model: ${path.basename(plan.modelPath)} is not an ONNX model; quantize-and-evaluate jobs run ONNX models (Export Plan writes configs for llama.cpp, GPTQModel and others).`);
+      }
+      const result = await quantizeWithPlan(client, plan.modelPath, plan.doc);
+      if (!result) return tell(`Quantize Model: ${path.basename(plan.modelPath)} — cancelled; no file was written.`);
+      ReportPanel.refreshJobs(plan.modelPath);
+      void reportQuantized(result, log);
+      return result;
     }),
     register('quantlens.openReport', 'Open Report', async (arg) => {
       const model = await resolveModel(explorer, lensArgs(arg).uri ?? arg, 'Open Report');
@@ -213,8 +209,7 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       if (!isLayerNode(arg)) return;
       const model = arg.model.entry;
       if (model.uri.scheme !== 'file') throw new Error(`${model.label}: only files on disk can be read (got ${model.uri.scheme}:)`);
-      // The layer's weight (its largest tensor) is what the analysis scored.
-      const tensor = [...arg.layer.tensors].sort((a, b) => Number(b.endsWith('weight')) - Number(a.endsWith('weight')))[0];
+      const tensor = await explorer.layerMatrix(arg);
       ReportPanel.show(panelHost, { path: model.uri.fsPath, label: model.label }, undefined, tensor);
     }),
     register('quantlens.copyLayerName', 'Copy Name', async (arg) => {
@@ -225,13 +220,36 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     register('quantlens.sortByName', 'Sort by Name', sortBy('name')),
     register('quantlens.sortBySensitivity', 'Sort by Sensitivity', sortBy('sensitivity')),
     register('quantlens.sortBySize', 'Sort by Size', sortBy('size')),
-    register('quantlens.exportPlan', 'Export Plan', async () => {
-      const doc = vscode.window.activeTextEditor?.document;
-      if (doc?.languageId !== 'quantplan') {
-        return tell('Export Plan: open a *.quant.yaml plan in the editor first.');
-      }
-      const rel = vscode.workspace.asRelativePath(doc.uri);
-      return tell(`Export Plan: ${rel} — run \`quantlens export --to <llama.cpp|gptqmodel|hqq|ort-matmulnbits|llm-compressor|modelopt> ${rel}\`; the editor command is ${NOT_YET}.`);
+    register('quantlens.exportPlan', 'Export Plan', async (arg) => {
+      if (needsTrust('Export Plan')) return;
+      const planArg = arg instanceof vscode.Uri ? arg : lensArgs(arg).uri;
+      return exportActivePlan(client, log, planArg);
+    }),
+    // From an explorer layer, an outline layer line or lens ([modelUri, tensors, layerPath]), or the cursor.
+    register('quantlens.revealInPlan', 'Reveal in Plan', async (arg, names, layerPath) => {
+      const lens = lensArgs(arg, names);
+      const model = lens.uri && (await lensModel(lens.uri));
+      const target = lens.tensors?.length && model
+        ? { model, tensors: lens.tensors, path: typeof layerPath === 'string' ? layerPath : lens.tensors[0] }
+        : await resolveLayer(explorer, arg, inspect, outlineAt);
+      if (!target?.model) return;
+      const tensors = target.tensors ?? (target.layer ? [target.layer] : []);
+      if (!tensors.length) return;
+      const message = await revealInPlan(client, { model: target.model, tensors, path: target.path ?? tensors[0] });
+      if (message) log.info(message);
+      return message;
+    }),
+    register('quantlens.openOutline', 'Open Model Outline', async (arg) => {
+      const model = await resolveModel(explorer, arg, 'Open Model Outline');
+      if (!model) return;
+      // A folder of shards opens as its first weight file's outline (the outline reads the whole folder).
+      const file = model.kind === 'folder' ? (await vscode.workspace.findFiles(new vscode.RelativePattern(model.uri, '*.{safetensors,bin}'), null, 1))[0] : model.uri;
+      if (!file) return tell(`Open Model Outline: ${model.label} holds no weight file.`);
+      await vscode.window.showTextDocument(outlineUri(file), { preview: false });
+    }),
+    register('quantlens.restartServer', 'Restart Language Server', async () => {
+      restarts.reset();
+      await (client.isRunning() ? client.restart() : client.start());
     }),
     register('quantlens.refreshExplorer', 'Refresh', () => explorer.refresh()),
     register('quantlens.showLog', 'Show Log', async () => log.show(true)),

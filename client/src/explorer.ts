@@ -2,7 +2,7 @@
 import * as vscode from 'vscode';
 import type { InspectResult } from '../../server/src/protocol';
 import type { AnalysisReport } from '../../server/src/analysis/types';
-import type { LayerSummary } from '../../server/src/formats/layers';
+import { layerPath, type LayerSummary } from '../../server/src/formats/layers';
 import { lowestBitFormat } from '../../server/src/report/charts';
 import { layerScores, type LayerScore } from '../../server/src/report/scores';
 import { cell, formatCount } from './format';
@@ -117,6 +117,12 @@ export class SensitivityExplorer implements vscode.TreeDataProvider<ExplorerNode
     this.changed.fire(undefined);
   }
 
+  /** Drop every analysis shown (they are asked for again, e.g. from the disk cache after a server restart). */
+  forgetAnalyses(): void {
+    this.analyses.clear();
+    this.changed.fire(undefined);
+  }
+
   get analyzed(): boolean {
     return this.analyses.size > 0;
   }
@@ -139,6 +145,26 @@ export class SensitivityExplorer implements vscode.TreeDataProvider<ExplorerNode
       return { kind: 'layer', model, parent, layer };
     }
     return undefined;
+  }
+
+  /** The layer's weight matrix (the tensor the analysis scores): its largest non-vector tensor. */
+  async layerMatrix(node: LayerNode): Promise<string> {
+    const i = await this.inspect(node.model);
+    const infos = 'error' in i ? [] : i.result.tensors.filter((t) => node.layer.tensors.includes(t.name) && t.layout !== 'vector');
+    return infos.sort((a, b) => b.params - a.params)[0]?.name ?? node.layer.tensors[0];
+  }
+
+  /** A layer's score and the format it was scored at, once the model is analyzed and inspected. */
+  layerScore(uri: vscode.Uri, block: string, layer: string): { score: LayerScore; format: string } | undefined {
+    const node = this.nodeFor(uri);
+    const s = node && this.scoresOf(node);
+    const score = s?.scores.get(`${block}/${layer}`);
+    return s && score && { score, format: s.scored.format };
+  }
+
+  /** Models with an analysis shown (after a server restart they are scored again from the on-disk cache). */
+  get analyzedModels(): ModelEntry[] {
+    return this.nodes.filter((n) => this.analyses.has(n.entry.uri.toString())).map((n) => n.entry);
   }
 
   /** Scores of a model's layers, once both its analysis and its inspection are in. */
@@ -286,9 +312,6 @@ export function layerName(node: LayerNode): string {
   return layerPath(node.layer);
 }
 
-function layerPath(l: LayerSummary): string {
-  return l.block === '(root)' ? l.layer : `${l.block}.${l.layer}`;
-}
 
 function configOnlyText(r: InspectResult): string {
   const c = r.config;

@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 /** Weight files a checkpoint can live in (the server sniffs the bytes; the extension is only a hint). */
 export const WEIGHT_GLOB = '**/*.{safetensors,onnx,gguf,bin,pt,pth}';
 export const CONFIG_GLOB = '**/config.json';
-const EXCLUDE = '**/{node_modules,.git,.venv,venv,__pycache__,.cache}/**';
+export const EXCLUDE = '**/{node_modules,.git,.venv,venv,__pycache__,.cache}/**';
 /** Per workspace: enough for real model zoos, bounded so a huge tree cannot stall the window. */
 const MAX_FILES = 5000;
 /** An HF config.json is a few KiB; anything far larger is some other JSON. */

@@ -17,7 +17,7 @@ export interface PanelHost {
   log: vscode.LogOutputChannel;
   /** The model's data-free analysis (with progress; from the cache when it has one); undefined when cancelled. */
   analyze(model: { path: string; label: string }): Promise<AnalysisReport | undefined>;
-  /** Select a tensor's layer in the Sensitivity Explorer. */
+  /** Select a tensor's layer in the Sensitivity Explorer (and its rule in a plan already shown). */
   reveal(modelPath: string, tensor: string): Promise<void>;
 }
 
@@ -72,6 +72,21 @@ export class ReportPanel {
     });
   }
 
+  /** A job on this model finished: its panel (when open) redraws predicted vs measured. */
+  static refreshJobs(modelPath: string): void {
+    void ReportPanel.open.get(modelPath)?.sendJobs();
+  }
+
+  /** Finished jobs of the model, read by the server from the job reports beside it. */
+  private async sendJobs(): Promise<void> {
+    try {
+      const jobs = await sendRequest(this.host.client, Requests.jobResults, { path: this.state.path });
+      this.post({ type: 'jobs', jobs });
+    } catch (e) {
+      this.host.log.warn(`Report panel (${this.state.label}): job results: ${describeError(e)}`);
+    }
+  }
+
   private post(m: HostToWebview): void {
     void this.panel.webview.postMessage(m);
   }
@@ -81,6 +96,7 @@ export class ReportPanel {
     this.post({ type: 'report', state: this.state, report });
     // A layer asked for by Show Heatmap applies once; later reloads keep what the user picked since.
     this.state = { ...this.state, layer: undefined };
+    void this.sendJobs();
   }
 
   private async onMessage(m: WebviewToHost): Promise<void> {

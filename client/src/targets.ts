@@ -1,6 +1,7 @@
 // What a command acts on: a tree item, a file from a menu, the token under the cursor, or a quick pick.
 import * as vscode from 'vscode';
 import type { InspectResult } from '../../server/src/protocol';
+import { layerPath } from '../../server/src/formats/layers';
 import { layerName, type ExplorerNode, type SensitivityExplorer } from './explorer';
 import { entryFor, modelFor, type ModelEntry } from './models';
 
@@ -8,7 +9,11 @@ import { entryFor, modelFor, type ModelEntry } from './models';
 const NAME_AT_CURSOR = /[A-Za-z0-9_.*\-/:]+/;
 const PARAM_SUFFIX = /\.(weight|bias|qweight|scales|qzeros)$/;
 
-export type Target = { model?: ModelEntry; layer?: string };
+/** `layer`: what a job quantizes (a tensor or node name, or a plan pattern); `tensors`/`path`: the layer's tensors and name, when known. */
+export type Target = { model?: ModelEntry; layer?: string; tensors?: string[]; path?: string };
+
+/** The layer on the cursor's line of a model outline (see outline.ts). */
+export type OutlineLookup = (uri: vscode.Uri, line: number) => { model: ModelEntry; layer: { path: string; tensors: string[] } } | undefined;
 
 /**
  * Arguments of the language server's code lenses: URIs arrive as strings (`file:///…`), tensor names as a string
@@ -59,9 +64,12 @@ export async function resolveLayer(
   explorer: SensitivityExplorer,
   arg: unknown,
   inspect: (m: ModelEntry) => Promise<InspectResult>,
+  outlineAt?: OutlineLookup,
 ): Promise<Target | undefined> {
-  if (isNode(arg) && arg.kind === 'layer') return { model: arg.model.entry, layer: layerName(arg) };
+  if (isNode(arg) && arg.kind === 'layer') return { model: arg.model.entry, layer: layerName(arg), tensors: arg.layer.tensors, path: layerName(arg) };
   const editor = vscode.window.activeTextEditor;
+  const outlined = editor && outlineAt?.(editor.document.uri, editor.selection.active.line);
+  if (outlined) return { model: outlined.model, layer: outlined.layer.tensors[0], tensors: outlined.layer.tensors, path: outlined.layer.path };
   const uri = arg instanceof vscode.Uri ? arg : editor?.document.uri;
   const model = uri ? modelFor(explorer.models, uri) : undefined;
   if (editor && uri && editor.document.uri.toString() === uri.toString()) {
@@ -77,8 +85,7 @@ export async function resolveLayer(
   }
   const pick = await vscode.window.showQuickPick(
     result.layers.map((l) => {
-      const name = l.block === '(root)' ? l.layer : `${l.block}.${l.layer}`;
-      return { label: name, description: `${l.params.toLocaleString('en-US')} params` };
+      return { label: layerPath(l), description: `${l.params.toLocaleString('en-US')} params` };
     }),
     { title: `Quantize Layer — ${target.label}`, placeHolder: 'Which layer?', matchOnDescription: true },
   );

@@ -4,6 +4,7 @@ import type { AnalysisReport, LayerReport } from './analysis/types';
 import type { LayerSummary } from './formats/layers';
 import type { SensitivityMethod, SensitivityReport } from './sensitivity/combined';
 import type { QuantizeReport } from './jobs/pipeline';
+import type { RatiosReport } from './allocate/ratios-run';
 import type { FormatId, ModelConfig, WeightLayout } from './formats/types';
 
 export interface RequestType<P, R> {
@@ -170,7 +171,9 @@ export type HostToWebview =
   | { type: 'layerDetail'; layer: string; detail?: LayerReport; error?: string }
   | { type: 'status'; text: string; error?: boolean }
   /** Show this tensor's group-error map (Show Heatmap from the explorer). */
-  | { type: 'select'; layer: string };
+  | { type: 'select'; layer: string }
+  /** Finished quantize jobs of the model (predicted vs measured chart). */
+  | { type: 'jobs'; jobs: JobResult[] };
 export type WebviewToHost =
   | { type: 'ready' }
   | { type: 'budget'; budget: number; frontier?: boolean }
@@ -215,6 +218,126 @@ export interface QuantizeLayerResult {
   report: QuantizeReport;
 }
 
+/** Where a plan decides a layer (Reveal in Plan). */
+export interface RuleForParams {
+  /** URI of an open plan document. */
+  uri: string;
+  /** The layer's tensors (or one tensor); the first one the plan assigns decides the answer. */
+  tensors: string[];
+  /** Written into the suggested new rule's `match:` (default: the first tensor). */
+  layer?: string;
+}
+
+export interface RuleForResult {
+  /** The model the plan names (absolute path), so callers can check it is the model they mean. */
+  modelPath?: string;
+  /** The tensor the answer is about (absent: the plan assigns none of them). */
+  tensor?: string;
+  /** Index of the deciding rule; -1: no rule matches, `defaults` decides. */
+  rule: number;
+  /** The deciding rule's `match:` value, or `defaults:` (absent when the plan has neither). */
+  range?: TextRange;
+  pattern?: string;
+  /** The decided format (null: kept in original precision). */
+  format?: string | null;
+  /** When no rule matches: the edit that appends a rule for the layer; its text is `before + <format> + after`. */
+  newRule?: { range: TextRange; before: string; after: string };
+}
+
+/** 0-based line/character range (LSP's). */
+export interface TextRange {
+  start: { line: number; character: number };
+  end: { line: number; character: number };
+}
+
+/** A finished quantize job as its JSON report on disk states it (predicted vs measured). */
+export interface JobResult {
+  /** The report file (`<output>.report.json`). */
+  report: string;
+  output: string;
+  /** `layer → format` for one-weight jobs, `N weights` for plans. */
+  name: string;
+  weights: number;
+  /** Predicted: params-weighted ‖ΔW‖² / ‖W‖² of the quantized weights. */
+  predictedRelMse: number;
+  /** Measured: the output's relative squared error 10^(−SQNR/10), KL (nats) and top-1 agreement; null: not evaluated. */
+  measured: { relMse: number; kl: number; top1: number } | null;
+  /** Report file modification time (ms since the epoch). */
+  mtimeMs: number;
+}
+
+export interface JobResultsParams {
+  /** Absolute path or `file://` URI of the original model. */
+  path: string;
+}
+
+/** Quantize a whole model with a plan (`quantlens quantize --plan`), on the job queue. */
+export interface QuantizeModelParams {
+  /** Absolute path or `file://` URI of the ONNX model. */
+  model: string;
+  /** Plan file (absolute path or URI). */
+  plan: string;
+  /** The plan's text when the editor holds unsaved changes. */
+  planText?: string;
+  method?: 'rtn' | 'gptq';
+  eval?: string;
+  labels?: string;
+  /** Output model; default `<model>.quant.onnx`. */
+  out?: string;
+  /** Replace an existing output (never an input). */
+  force?: boolean;
+  maxSamples?: number;
+  providers?: string[];
+  workDoneToken?: string | number;
+}
+
+export interface QuantizeModelResult {
+  report: QuantizeReport;
+  cached: boolean;
+  ms: number;
+}
+
+export interface ExportPlanParams {
+  /** URI of the plan (its open buffer is exported when open). */
+  uri: string;
+  dialect: string;
+  /** Output folder (default: beside the plan). */
+  outDir?: string;
+  force?: boolean;
+}
+
+export interface ExportPlanResult {
+  /** Absolute paths of the files written. */
+  files: string[];
+  commandLine?: string;
+  warnings: { message: string; line?: number }[];
+}
+
+/** Per-layer high-impact ratios under a budget: the four strategies of `quantlens ratios` (same defaults). */
+export interface RatiosParams {
+  /** Absolute path or `file://` URI of a checkpoint (ONNX models run for interactions and measured ΔL). */
+  path: string;
+  /** Average bits per weight; default: the bits of `fixedRatio` on every layer. */
+  budgetBits?: number;
+  /** Kept weights' format (fp16, int<b>_ch_sym or a bit width; default 8) and the others' (default 2). */
+  hi?: string;
+  lo?: string;
+  rMax?: number;
+  fixedRatio?: number;
+  /** Only the weights whose name matches this regular expression. */
+  only?: string;
+  /** Calibration data (absolute path); default: synthetic. */
+  calib?: string;
+  maxSamples?: number;
+  /** Weights only, even for a runnable model. */
+  datafree?: boolean;
+  /** Ranks each layer's weights: |w| (default) or the OBS saliency from the layer Hessians. */
+  saliency?: 'magnitude' | 'hessian';
+  seed?: number;
+  providers?: string[];
+  workDoneToken?: string | number;
+}
+
 export const Requests = {
   inspect: request<InspectParams, InspectResult>('quantlens/inspect'),
   /** Data-free analysis, run on worker threads; reports `$/progress` and honours `$/cancelRequest`. */
@@ -227,4 +350,16 @@ export const Requests = {
   planSummary: request<PlanSummaryParams, PlanSummary>('quantlens/planSummary'),
   /** Quantize one layer on a worker thread (one job at a time, queued), evaluate, return the deltas; `$/progress`, cancellable. */
   quantizeLayer: request<QuantizeLayerParams, QuantizeLayerResult>('quantlens/quantizeLayer'),
+  /** High-impact ratios per layer under a budget (four strategies) on the job worker, queued; `$/progress`, cancellable. */
+  ratios: request<RatiosParams, RatiosReport>('quantlens/ratios'),
+  /** The rule (or defaults) of an open plan that decides a layer, or an edit adding one (Reveal in Plan). */
+  ruleFor: request<RuleForParams, RuleForResult>('quantlens/ruleFor'),
+  /** Finished quantize jobs of a model, read from their JSON reports beside it (predicted vs measured). */
+  jobResults: request<JobResultsParams, JobResult[]>('quantlens/jobResults'),
+  /** Quantize a whole model with a plan on the job queue, evaluate, write the model and its report; `$/progress`, cancellable. */
+  quantizeModel: request<QuantizeModelParams, QuantizeModelResult>('quantlens/quantizeModel'),
+  /** The export dialects (id and what each writes). */
+  exportDialects: request<Record<string, never>, { id: string; describes: string }[]>('quantlens/exportDialects'),
+  /** Write a plan in a tool's dialect beside it (new files only unless `force`). */
+  exportPlan: request<ExportPlanParams, ExportPlanResult>('quantlens/exportPlan'),
 } as const;

@@ -22,14 +22,19 @@ import { TextDocument } from 'vscode-languageserver-textdocument';
 import { analyzeCheckpoint, DEFAULT_FORMATS, defaultThreads, OptionError } from './analysis';
 import { parseMethods } from './commands/sensitivity';
 import { analyzeSensitivityInWorker } from './sensitivity/run';
-import { quantizeLayer } from './jobs/layer';
+import { jobs, quantizeLayer } from './jobs/layer';
+import { runRatiosInWorker } from './jobs/run';
+import type { RatiosReport } from './allocate/ratios-run';
 import type { SensitivityReport } from './sensitivity/combined';
 import { QuantLensError } from './formats/errors';
 import { inspectCheckpoint } from './inspect';
 import { PLAN_CAPABILITIES, registerPlanFeatures } from './lsp/register';
 import { PlanService } from './plan/service';
-import { ErrorCodes, Requests, type AllocateParams, type AllocateResponse, type AnalyzeParams, type AnalyzeResponse, type InspectParams, type PlanSummary, type PlanSummaryParams, type QuantizeLayerParams, type QuantizeLayerResult, type SensitivityParams, type LocatedErrorData, type RequestType } from './protocol';
+import { ErrorCodes, Requests, type AllocateParams, type AllocateResponse, type AnalyzeParams, type AnalyzeResponse, type InspectParams, type PlanSummary, type PlanSummaryParams, type QuantizeLayerParams, type QuantizeLayerResult, type SensitivityParams, type LocatedErrorData, type RequestType, type RuleForParams, type RuleForResult, type JobResultsParams, type QuantizeModelParams, type QuantizeModelResult, type ExportPlanParams, type ExportPlanResult, type RatiosParams } from './protocol';
 import { SolverCache } from './report/allocation';
+import { findJobResults } from './report/jobs';
+import { exportDialects, exportPlanFiles, quantizeModel } from './lsp/editorJobs';
+import { ruleFor } from './lsp/ruleFor';
 
 process.env.ORT_DISABLE_TELEMETRY ??= '1';
 
@@ -189,6 +194,32 @@ handle(Requests.quantizeLayer, async (p: QuantizeLayerParams, token): Promise<Qu
   return longRequest(model, 'Quantize layer', token, p.workDoneToken, (signal, report) => quantizeLayer(job, { signal, onProgress: (pct, message) => report(pct, message, `${Math.floor(pct)} ${message}`) }));
 });
 
+handle(Requests.ratios, async (p: RatiosParams, token): Promise<RatiosReport> => {
+  const target = toFsPath(p?.path);
+  const num = (v: unknown, name: string, ok: (x: number) => boolean, what: string) => {
+    if (v !== undefined && !(typeof v === 'number' && ok(v))) throw invalid(`expected \`${name}\`: ${what}`);
+  };
+  num(p.budgetBits, 'budgetBits', (x) => x > 0, 'average bits per weight > 0');
+  num(p.rMax, 'rMax', (x) => x > 0 && x <= 1, 'a ratio in (0, 1]');
+  num(p.fixedRatio, 'fixedRatio', (x) => x >= 0 && x <= 1, 'a ratio in [0, 1]');
+  num(p.maxSamples, 'maxSamples', (x) => Number.isInteger(x) && x >= 1, 'a whole number ≥ 1');
+  num(p.seed, 'seed', Number.isInteger, 'an integer');
+  for (const k of ['hi', 'lo', 'only'] as const) if (p[k] !== undefined && typeof p[k] !== 'string') throw invalid(`expected \`${k}\`: a string`);
+  if (p.saliency !== undefined && p.saliency !== 'magnitude' && p.saliency !== 'hessian') throw invalid('expected `saliency`: magnitude or hessian');
+  if (p.providers !== undefined && !isStringArray(p.providers)) throw invalid('expected `providers`: an array of execution provider names');
+  const { workDoneToken, ...rest } = p;
+  const job = { ...rest, path: target, calib: p.calib === undefined ? undefined : toFsPath(p.calib, 'calib') };
+  return longRequest(target, 'High-impact ratios', token, workDoneToken, (signal, report) =>
+    jobs.add({
+      signal,
+      onWait: (ahead) => {
+        if (ahead > 0) report(0, `waiting for ${ahead} job${ahead > 1 ? 's' : ''} ahead`, `wait ${ahead}`);
+      },
+      run: () => runRatiosInWorker(job, { signal, onProgress: (f, m) => report(100 * f, m, m.replace(/ \d+\/\d+$/, ` ${Math.floor(100 * f)}`)) }),
+    }),
+  );
+});
+
 handle(Requests.sensitivity, async (p: SensitivityParams, token): Promise<SensitivityReport> => {
   const target = toFsPath(p?.path);
   const file = (v: unknown, name: string) => (v === undefined ? undefined : toFsPath(v, name));
@@ -254,6 +285,36 @@ handle(Requests.planSummary, async (p: PlanSummaryParams): Promise<PlanSummary> 
       ? { kind: 'size' as const, value: b.size.value, ok: cost.bytes <= b.size.value }
       : undefined;
   return { bytes: cost.bytes, avgBits: cost.avgBits, relMse: cost.total.relMse, budget, modelPath: model };
+});
+
+handle(Requests.ruleFor, async (p: RuleForParams): Promise<RuleForResult> => {
+  const doc = typeof p?.uri === 'string' ? documents.get(p.uri) : undefined;
+  if (!doc) throw invalid('expected `uri`: an open plan document');
+  if (!isStringArray(p.tensors) || p.tensors.length === 0) throw invalid('expected `tensors`: a non-empty array of tensor names');
+  if (p.layer !== undefined && typeof p.layer !== 'string') throw invalid('expected `layer`: a layer name');
+  return ruleFor(await plans.analyze(doc.getText(), toFsPath(p.uri, 'uri')), p.tensors, p.layer);
+});
+
+handle(Requests.jobResults, (p: JobResultsParams) => findJobResults(toFsPath(p?.path)));
+
+handle(Requests.quantizeModel, async (p: QuantizeModelParams, token): Promise<QuantizeModelResult> => {
+  const model = toFsPath(p?.model, 'model');
+  const file = (v: unknown, name: string) => (v === undefined ? undefined : toFsPath(v, name));
+  if (p.planText !== undefined && typeof p.planText !== 'string') throw invalid('expected `planText`: the plan\'s text');
+  if (p.method !== undefined && p.method !== 'rtn' && p.method !== 'gptq') throw invalid('expected `method`: rtn or gptq');
+  if (p.providers !== undefined && !isStringArray(p.providers)) throw invalid('expected `providers`: an array of execution provider names');
+  if (p.maxSamples !== undefined && !(Number.isInteger(p.maxSamples) && p.maxSamples >= 1)) throw invalid('expected `maxSamples`: a whole number ≥ 1');
+  const job = { model, plan: toFsPath(p.plan, 'plan'), planText: p.planText, method: p.method, eval: file(p.eval, 'eval'), labels: file(p.labels, 'labels'), out: file(p.out, 'out'), force: p.force === true, maxSamples: p.maxSamples, providers: p.providers };
+  return longRequest(model, 'Quantize model', token, p.workDoneToken, (signal, report) => quantizeModel(job, { signal, onProgress: (pct, message) => report(pct, message, `${Math.floor(pct)} ${message}`) }));
+});
+
+handle(Requests.exportDialects, async () => exportDialects());
+
+handle(Requests.exportPlan, async (p: ExportPlanParams): Promise<ExportPlanResult> => {
+  const planPath = toFsPath(p?.uri, 'uri');
+  if (typeof p.dialect !== 'string') throw invalid('expected `dialect`: an export dialect id');
+  const outDir = p.outDir === undefined ? undefined : toFsPath(p.outDir, 'outDir');
+  return exportPlanFiles(planPath, documents.get(p.uri)?.getText(), p.dialect, { outDir, force: p.force === true });
 });
 
 // A stray rejection must not take the server (and every open editor's features) down.

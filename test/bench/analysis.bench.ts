@@ -2,11 +2,12 @@
 // Prints throughput, peak RSS, the sampled-mode speed-up, and the ratio against a numpy reference of the same
 // metrics (test/helpers/datafree_ref.py, run here via python3 when numpy is installed).
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { analyzeCheckpoint, defaultThreads, type AnalysisReport, type DatafreeOptions } from '../../server/src/analysis';
+import { toF16Bits } from '../fixtures/common';
+import { ensureFp16Checkpoint } from './fixtures';
 
-const DATA = path.resolve(process.env.QUANTLENS_BENCH_DATA ?? 'bench-data');
 const TENSORS = 32;
 const ROWS = 4096;
 const COLS = 4096;
@@ -16,35 +17,11 @@ const REF_TENSORS = 8;
 const fmt = (x: number, d = 2) => x.toFixed(d);
 const peakRssMiB = () => process.resourceUsage().maxRSS / 1024;
 
-/** IEEE half bits of x (round to nearest even; |x| well inside the normal range here). */
-function halfBits(x: number): number {
-  const f = new Float32Array([x]);
-  const u = new Uint32Array(f.buffer)[0];
-  const sign = (u >>> 16) & 0x8000;
-  const e = ((u >>> 23) & 0xff) - 127 + 15;
-  if (e <= 0) return sign;
-  const man = u & 0x7fffff;
-  let h = sign | (e << 10) | (man >>> 13);
-  const rem = man & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
-  return h;
-}
-
 /**
  * 32 fp16 tensors of 4096×4096, Gaussian-like (σ = 0.02·(1 + i/32)) from a 64 K-entry table of normal quantiles
  * indexed by a hash, with outlier input channels (every 509th column ×12) and one super weight per tensor.
  */
 export function ensureAnalysisCheckpoint(): string {
-  const file = path.join(DATA, 'analysis-1gb-f16.safetensors');
-  const bytesPer = ROWS * COLS * 2;
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  for (let i = 0; i < TENSORS; i++) {
-    header[`model.layers.${i >> 2}.mlp.proj${i & 3}.weight`] = { dtype: 'F16', shape: [ROWS, COLS], data_offsets: [i * bytesPer, (i + 1) * bytesPer] };
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  if (existsSync(file) && statSync(file).size === 8 + json.length + TENSORS * bytesPer) return file;
-  mkdirSync(DATA, { recursive: true });
   // 64 K standard normal values: Box–Muller on a fixed lattice of (u, v) pairs.
   const table = new Float64Array(65536);
   for (let k = 0; k < 65536; k += 2) {
@@ -54,28 +31,18 @@ export function ensureAnalysisCheckpoint(): string {
     table[k] = m * Math.cos(2 * Math.PI * v);
     table[k + 1] = m * Math.sin(2 * Math.PI * v);
   }
-  const fd = openSync(file, 'w');
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-  writeSync(fd, len);
-  writeSync(fd, json);
-  const chunk = Buffer.alloc(bytesPer);
-  const u16 = new Uint16Array(chunk.buffer, chunk.byteOffset, bytesPer / 2);
-  for (let i = 0; i < TENSORS; i++) {
+  return ensureFp16Checkpoint('analysis-1gb-f16.safetensors', TENSORS, ROWS, COLS, (i, u16) => {
     const std = 0.02 * (1 + i / TENSORS);
     const bits = new Uint16Array(65536);
-    for (let k = 0; k < 65536; k++) bits[k] = halfBits(table[k] * std);
+    for (let k = 0; k < 65536; k++) bits[k] = toF16Bits(table[k] * std);
     let s = (i + 1) * 0x9e3779b9;
     for (let j = 0; j < u16.length; j++) {
       s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
       u16[j] = bits[s >>> 16];
     }
-    for (let r = 0; r < ROWS; r++) for (let c = 0; c < COLS; c += 509) u16[r * COLS + c] = halfBits(12 * table[(r * 31 + c) & 0xffff] * std);
-    u16[((i * 97) % ROWS) * COLS + ((i * 389) % COLS)] = halfBits(1000 * std);
-    writeSync(fd, chunk);
-  }
-  closeSync(fd);
-  return file;
+    for (let r = 0; r < ROWS; r++) for (let c = 0; c < COLS; c += 509) u16[r * COLS + c] = toF16Bits(12 * table[(r * 31 + c) & 0xffff] * std);
+    u16[((i * 97) % ROWS) * COLS + ((i * 389) % COLS)] = toF16Bits(1000 * std);
+  });
 }
 
 async function timed(file: string, opts: Partial<DatafreeOptions>): Promise<{ report: AnalysisReport; s: number }> {

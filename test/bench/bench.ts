@@ -1,52 +1,29 @@
 // `npm run bench`: speed and memory targets as ratios against a reference measured in the same run.
-// Usage: node dist/bench.js [--only read|analysis|gram|sensitivity|allocate|lsp] [--keep]   (data lives in bench-data/, git-ignored)
-import { existsSync, mkdirSync, openSync, closeSync, writeSync, statSync, rmSync } from 'node:fs';
+// Usage: node dist/bench.js [--only read|analysis|gram|sensitivity|allocate|lsp|gptq|jobs] [--keep]   (data lives in bench-data/, git-ignored)
+import { statSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import * as path from 'node:path';
 import { openCheckpoint } from '../../server/src/formats/registry';
 import { benchAllocate } from './allocate.bench';
 import { benchDatafree } from './analysis.bench';
+import { ensureFp16Checkpoint, BENCH_DATA } from './fixtures';
+import { benchGptq } from './gptq.bench';
+import { benchJobs } from './jobs.bench';
 import { benchLsp } from './lsp.bench';
 import { benchGram } from './runtime.bench';
 import { benchSensitivity } from './sensitivity.bench';
 
-const DATA = path.resolve(process.env.QUANTLENS_BENCH_DATA ?? 'bench-data');
 const args = process.argv.slice(2);
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
 
 const peakRssMiB = () => process.resourceUsage().maxRSS / 1024;
 const fmt = (x: number, d = 2) => x.toFixed(d);
 
-/** 32 tensors of 4096×4096 fp16 = 1.07 GB, written once and reused. Values: a cheap deterministic pattern. */
-function ensureFp16Checkpoint(): string {
-  const file = path.join(DATA, 'read-1gb-f16.safetensors');
-  const n = 32;
-  const rows = 4096;
-  const cols = 4096;
-  const bytesPer = rows * cols * 2;
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  for (let i = 0; i < n; i++) {
-    header[`model.layers.${i >> 2}.mlp.proj${i & 3}.weight`] = { dtype: 'F16', shape: [rows, cols], data_offsets: [i * bytesPer, (i + 1) * bytesPer] };
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const expected = 8 + json.length + n * bytesPer;
-  if (existsSync(file) && statSync(file).size === expected) return file;
-  mkdirSync(DATA, { recursive: true });
-  const fd = openSync(file, 'w');
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-  writeSync(fd, len);
-  writeSync(fd, json);
-  const chunk = Buffer.alloc(bytesPer);
-  const u16 = new Uint16Array(chunk.buffer, chunk.byteOffset, bytesPer / 2);
-  for (let i = 0; i < n; i++) {
-    // Finite halves with exponent 0x20..0x3f: mostly small normal numbers, varied per tensor.
-    for (let j = 0; j < u16.length; j++) u16[j] = ((j * 2654435761 + i * 97) >>> 16) & 0xbfff;
-    writeSync(fd, chunk);
-  }
-  closeSync(fd);
-  return file;
+/** 32 tensors of 4096×4096 fp16 = 1.07 GB. Values: a cheap deterministic pattern of finite halves with exponent
+ * 0x20..0x3f (mostly small normal numbers), varied per tensor. */
+function ensureReadCheckpoint(): string {
+  return ensureFp16Checkpoint('read-1gb-f16.safetensors', 32, 4096, 4096, (i, bits) => {
+    for (let j = 0; j < bits.length; j++) bits[j] = ((j * 2654435761 + i * 97) >>> 16) & 0xbfff;
+  });
 }
 
 /** Reference: plain sequential read of the same bytes in 16 MiB chunks (no decoding). */
@@ -88,7 +65,7 @@ async function timeIt<T>(f: () => Promise<T>): Promise<[T, number]> {
 }
 
 async function benchRead(): Promise<void> {
-  const file = ensureFp16Checkpoint();
+  const file = ensureReadCheckpoint();
   const size = statSync(file).size;
   await rawRead(file); // warm the page cache so both sides read from memory
   const [rawBytes, rawS] = await timeIt(() => rawRead(file));
@@ -103,14 +80,14 @@ async function benchRead(): Promise<void> {
   console.log(`  peak RSS ${fmt(peakRssMiB(), 0)} MiB (before reader pass ${fmt(rssBefore, 0)} MiB; file ${fmt(size / 2 ** 20, 0)} MiB)`);
 }
 
-const BENCHES: Record<string, () => Promise<void>> = { read: benchRead, analysis: benchDatafree, gram: benchGram, sensitivity: benchSensitivity, allocate: benchAllocate, lsp: benchLsp };
+const BENCHES: Record<string, () => Promise<void>> = { read: benchRead, analysis: benchDatafree, gram: benchGram, sensitivity: benchSensitivity, allocate: benchAllocate, lsp: benchLsp, gptq: benchGptq, jobs: benchJobs };
 
 async function main(): Promise<void> {
   for (const [name, run] of Object.entries(BENCHES)) {
     if (only && only !== name) continue;
     await run();
   }
-  if (!args.includes('--keep') && process.env.QUANTLENS_BENCH_KEEP !== '1') rmSync(DATA, { recursive: true, force: true });
+  if (!args.includes('--keep') && process.env.QUANTLENS_BENCH_KEEP !== '1') rmSync(BENCH_DATA, { recursive: true, force: true });
 }
 
 main().catch((e) => {

@@ -11,13 +11,13 @@ import { pathToFileURL } from 'node:url';
 import { CancellationTokenSource, createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { Requests } from '../../server/src/protocol';
 import { ensureAnalysisCheckpoint } from './analysis.bench';
+import { BENCH_DATA } from './fixtures';
 
-const DATA = path.resolve(process.env.QUANTLENS_BENCH_DATA ?? 'bench-data');
 const DEBOUNCE_MS = 150;
 
 /** A header-only MoE checkpoint: the data section is a hole (sparse file), only names, shapes and offsets are real. */
 function moeCheckpoint(): { file: string; tensors: number } {
-  const dir = path.join(DATA, 'moe');
+  const dir = path.join(BENCH_DATA, 'moe');
   mkdirSync(dir, { recursive: true });
   const header: Record<string, unknown> = {};
   let end = 0;

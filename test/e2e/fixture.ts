@@ -1,5 +1,5 @@
 // The workspace the end-to-end run opens: a tiny LLaMA-style safetensors model with its config.json,
-// the PaddleOCR recognizer (a real ONNX model from npm), and a plan file naming a layer.
+// the PaddleOCR recognizer (a real ONNX model from npm), a plan file naming a layer, and a plan with problems.
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { tinyLlamaTensors } from '../fixtures/common';
@@ -18,6 +18,43 @@ rules:
   - match: "model.layers.*.mlp.down_proj*"
     format: int8_ch_sym
 `;
+
+/** One rule that matches nothing (dead-rule) and a budget no format reaches (infeasible-budget). */
+export const PROBLEM_PLAN = `# QuantLens plan with problems (end-to-end fixture)
+model: ./tiny-llama
+budget: { avg_bits: 0.5 }
+defaults: { format: int4_g128_asym }
+rules:
+  - match: "model.layers.*.mlp.gate_proj"
+    format: int8_ch_sym
+  - match: "model.layers.*.mlp.no_such_proj"
+    format: int8_ch_sym
+`;
+
+/** Parameter counts of the fixture model's layers, by hand from tinyLlamaTensors (hidden 8, intermediate 16, vocab 32). */
+export const LAYER_PARAMS: Record<string, number> = {
+  embed_tokens: 32 * 8,
+  input_layernorm: 8,
+  post_attention_layernorm: 8,
+  q_proj: 8 * 8,
+  k_proj: 8 * 8,
+  v_proj: 8 * 8,
+  o_proj: 8 * 8,
+  gate_proj: 16 * 8,
+  up_proj: 16 * 8,
+  down_proj: 8 * 16,
+  norm: 8,
+  lm_head: 32 * 8,
+};
+
+/** The fixture's weight matrices, which every analysis must score. */
+export const MATRICES = [
+  'model.embed_tokens.weight',
+  ...[0, 1].flatMap((b) =>
+    ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'].map((m) => `model.layers.${b}.${m}.weight`),
+  ),
+  'lm_head.weight',
+];
 
 export function writeFixtureWorkspace(dir: string, repoRoot: string): void {
   const llama = path.join(dir, 'tiny-llama');
@@ -46,4 +83,5 @@ export function writeFixtureWorkspace(dir: string, repoRoot: string): void {
   mkdirSync(path.join(dir, 'ocr'), { recursive: true });
   copyFileSync(ocr, path.join(dir, 'ocr', path.basename(ocr)));
   writeFileSync(path.join(dir, 'plan.quant.yaml'), PLAN);
+  writeFileSync(path.join(dir, 'problems.quant.yaml'), PROBLEM_PLAN);
 }

@@ -1,55 +1,51 @@
-// End-to-end smoke test in real VS Code (code-server 4.139.1 + headless Chromium).
+// End-to-end tests in a real VS Code (code-server + headless Chromium), three launches:
+//   main        trusted workspace: the in-host suite (suite.ts) and the UI phases (ui.ts), then an empty workspace
+//   restricted  the same workspace untrusted: quantize commands refuse and say why, inspection still works
+//   vsix        the packaged .vsix (npm run package) installed into a fresh extensions folder: activation + explorer
 //
 // Usage (from the repository root):
-//   node --import tsx test/e2e/run.ts                 build, install tools if missing, run, print a summary
-//   node --import tsx test/e2e/run.ts --update-media  also copy the screenshots to media/screenshots/
-//   node --import tsx test/e2e/run.ts --prepare       only build the extension + in-host suite and write the
-//                                                     fixture workspace (the "Extension Tests" launch config)
-// Environment: QUANTLENS_E2E_CACHE (tools, screenshots, runs; default <repo>/.cache/e2e),
+//   node --import tsx test/e2e/run.ts [--only main,restricted,vsix] [--vsix file] [--update-media]
+//     --vsix file     install this package instead of building one
+//     --update-media  copy the README screenshots (explorer, plan, report panel) to media/screenshots/
+//   node --import tsx test/e2e/run.ts --prepare   only build the extension + in-host suite and write the fixture
+//                                                 workspace (for the "Extension Tests" launch config)
+// Environment: QUANTLENS_E2E_CACHE (tools and runs; default <repo>/.cache/e2e),
 //              QUANTLENS_E2E_CHROMIUM (browser binary; default: chromium on PATH, apt-installed when missing).
-// Exit status 0 when the in-host suite and every UI check passed. Screenshots: <cache>/screenshots/.
-//
-// What it proves: the extension loads, the QuantLens activity-bar container shows the Sensitivity Explorer
-// listing the fixture models down to layers, and "Quantize Layer" is in the editor and tree context menus.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// Screenshots: test/e2e/screenshots/. Exit status 0 when every check of every launch passed.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import * as esbuild from 'esbuild';
 import { writeFixtureWorkspace } from './fixture';
+import {
+  BROWSER_ARGS,
+  VIEWPORT,
+  firstLine,
+  foreignRequests,
+  installVsix,
+  recordTraffic,
+  log,
+  sleep,
+  startCodeServer,
+  stepper,
+  stopCodeServer,
+  waitFor,
+  type Browser,
+  type Check,
+  type Launch,
+  type Page,
+  type Playwright,
+  type Traffic,
+} from './harness';
 import { ensureTools, type Tools } from './tools';
-
-// ---- the slice of playwright-core used here (it is installed in the cache, not in the project) ----
-interface Locator {
-  click(o?: { button?: 'left' | 'right'; timeout?: number }): Promise<void>;
-  waitFor(o?: { state?: 'visible' | 'attached' | 'hidden'; timeout?: number }): Promise<void>;
-  first(): Locator;
-  last(): Locator;
-  innerText(): Promise<string>;
-  boundingBox(): Promise<{ x: number; y: number; width: number; height: number } | null>;
-}
-interface Page {
-  exposeFunction(name: string, fn: (...args: unknown[]) => unknown): Promise<void>;
-  goto(url: string, o?: { timeout?: number }): Promise<unknown>;
-  locator(selector: string, o?: { hasText?: string | RegExp }): Locator;
-  screenshot(o: { path: string }): Promise<unknown>;
-  keyboard: { press(key: string): Promise<void> };
-  mouse: { move(x: number, y: number, o?: { steps?: number }): Promise<void>; down(): Promise<void>; up(): Promise<void> };
-  on(event: 'console', fn: (m: { type(): string; text(): string }) => void): void;
-}
-interface Browser {
-  newContext(o: { viewport: { width: number; height: number } }): Promise<{ newPage(): Promise<Page> }>;
-  close(): Promise<void>;
-}
-interface Playwright {
-  chromium: { launch(o: { executablePath: string; headless: boolean; args: string[] }): Promise<Browser> };
-}
+import { driveUi, expandTinyLlama, openQuantLens } from './ui';
 
 const ROOT = findRoot(path.dirname(path.resolve(process.argv[1] ?? 'test/e2e/run.ts')));
 const CACHE = path.resolve(process.env.QUANTLENS_E2E_CACHE ?? path.join(ROOT, '.cache', 'e2e'));
-const SHOTS = path.join(CACHE, 'screenshots');
-const log = (s: string) => process.stderr.write(`[e2e] ${s}\n`);
+const SHOTS = path.join(ROOT, 'test', 'e2e', 'screenshots');
+/** The screenshots the README shows, and their names under media/screenshots/. */
+const MEDIA: Record<string, string> = { 'explorer.png': 'explorer.png', 'plan.png': 'plan.png', 'webview-slider.png': 'vscode-panel.png' };
 
 function findRoot(from: string): string {
   for (let d = from; ; d = path.dirname(d)) {
@@ -78,207 +74,142 @@ async function build(): Promise<string> {
   return suite;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
+interface Env {
+  tools: Tools;
+  browser: Browser;
+  suite: string;
+}
+
+/** One code-server launch with one page; always stopped, by process group, whatever happens inside. */
+async function withLaunch(
+  env: Env,
+  opts: { trusted: boolean; mode?: string; vsix?: string },
+  body: (launch: Launch, page: Page, traffic: Traffic) => Promise<void>,
+): Promise<string> {
+  const run = mkdtempSync(path.join(CACHE, 'run-'));
+  if (opts.vsix) installVsix(env.tools, run, opts.vsix);
+  let launch: Launch | undefined;
+  const context = await env.browser.newContext({ viewport: VIEWPORT });
+  try {
+    launch = await startCodeServer(env.tools, run, { trusted: opts.trusted, env: opts.mode ? { QUANTLENS_E2E_MODE: opts.mode } : {} });
+    const page = await context.newPage();
+    await body(launch, page, recordTraffic(page));
+  } finally {
+    await context.close().catch(() => undefined);
+    await stopCodeServer(launch);
+  }
+  return run;
+}
+
+/** The in-host suite's checks (suite.json) and how run() ended (codeAutomationExit: 0 resolved, 1 threw). */
+async function runSuite(env: Env, launch: Launch, page: Page, ws: string, ui: (() => Promise<void>) | undefined, checks: Check[]): Promise<void> {
+  const exited = new Promise<number>((resolve) => void page.exposeFunction('codeAutomationExit', (code) => resolve(Number(code))));
+  await page.goto(launch.url(ws, [['extensionDevelopmentPath', ROOT], ['extensionTestsPath', env.suite]]), { timeout: 60_000 });
+  const uiDone = ui?.().catch((e) => void checks.push({ name: 'UI phases', ok: false, detail: firstLine(e) }));
+  const code = await Promise.race([exited, sleep(600_000).then(() => undefined)]);
+  await uiDone;
+  const suiteFile = path.join(launch.run, 'suite.json');
+  const inHost: Check[] = existsSync(suiteFile) ? JSON.parse(readFileSync(suiteFile, 'utf8')) : [];
+  checks.unshift(...inHost.map((c) => ({ ...c, name: `[host] ${c.name}` })));
+  if (code !== 0) checks.push({ name: 'the in-host suite finished', ok: false, detail: code === undefined ? 'timed out' : `run() threw (exit ${code})` });
+}
+
+async function mainLaunch(env: Env, checks: Check[]): Promise<string> {
+  return withLaunch(env, { trusted: true }, async (launch, page, traffic) => {
+    const ws = path.join(launch.run, 'workspace');
+    writeFixtureWorkspace(ws, ROOT);
+    const errors: string[] = [];
+    page.on('console', (m) => void (m.type() === 'error' && errors.push(m.text())));
+    const ui: Check[] = [];
+    await runSuite(env, launch, page, ws, () => driveUi({ page, run: launch.run, workspace: ws, shots: SHOTS, port: launch.port, traffic }, ui), checks);
+    checks.push(...ui);
+    await emptyWorkspace(env, launch, checks);
+    if (errors.length) log(`browser console errors (first 5):\n  ${errors.slice(0, 5).join('\n  ')}`);
+  });
+}
+
+/** A folder without models: the view must explain itself (viewsWelcome) instead of staying blank. */
+async function emptyWorkspace(env: Env, launch: Launch, checks: Check[]): Promise<void> {
+  const context = await env.browser.newContext({ viewport: VIEWPORT });
+  const page = await context.newPage();
+  try {
+    await stepper(page, SHOTS, checks)('an empty workspace shows the "No model found" welcome with its links', async () => {
+      const folder = path.join(launch.run, 'empty');
+      mkdirSync(folder, { recursive: true });
+      await page.goto(launch.url(folder, [['extensionDevelopmentPath', ROOT]]), { timeout: 60_000 });
+      const icon = page.locator('.part.activitybar [aria-label^="QuantLens"]').first();
+      await icon.waitFor({ timeout: 30_000 });
+      await icon.click();
+      await page.locator('.part.sidebar .welcome-view-content', { hasText: 'No model found in this workspace' }).first().waitFor({ timeout: 20_000 });
+      await page.locator('.part.sidebar .welcome-view-content .monaco-button', { hasText: 'Refresh' }).first().waitFor({ timeout: 5_000 });
+      await page.screenshot({ path: path.join(SHOTS, 'welcome-no-model.png') });
+    });
+  } finally {
+    await context.close().catch(() => undefined);
+  }
+}
+
+async function restrictedLaunch(env: Env, checks: Check[]): Promise<string> {
+  return withLaunch(env, { trusted: false, mode: 'restricted' }, async (launch, page) => {
+    const ws = path.join(launch.run, 'workspace');
+    writeFixtureWorkspace(ws, ROOT);
+    const ui: Check[] = [];
+    const step = stepper(page, SHOTS, ui);
+    const phase = async () => {
+      await waitFor('the restricted suite', 150_000, () => (existsSync(path.join(launch.run, 'ready-restricted')) ? true : undefined));
+      await step('restricted mode: the window says so, and Quantize Layer explains that it needs a trusted workspace', async () => {
+        await page.locator('.statusbar', { hasText: 'Restricted Mode' }).first().waitFor({ timeout: 10_000 });
+        await page.locator('.statusbar [id="status.notifications"] a, .statusbar [aria-label*="Notifications"]').first().click();
+        const warning = page.locator('.notifications-center .notification-list-item', { hasText: 'Quantize Layer writes new model files' }).first();
+        await warning.waitFor({ timeout: 10_000 });
+        await page.locator('.notifications-center .notification-list-item', { hasText: 'Quantize Model writes new model files' }).first().waitFor({ timeout: 5_000 });
+        await page.screenshot({ path: path.join(SHOTS, 'restricted.png') });
+        return (await warning.innerText()).replace(/\s+/g, ' ');
+      });
+      writeFileSync(path.join(launch.run, 'ack-restricted'), '');
+    };
+    await runSuite(env, launch, page, ws, phase, checks);
+    checks.push(...ui.map((c) => ({ ...c, name: `[restricted] ${c.name}` })));
+  });
+}
+
+async function vsixLaunch(env: Env, vsix: string, checks: Check[]): Promise<string> {
+  return withLaunch(env, { trusted: true, vsix }, async (launch, page, traffic) => {
+    const ws = path.join(launch.run, 'workspace');
+    writeFixtureWorkspace(ws, ROOT);
+    const step = stepper(page, SHOTS, checks);
+    await step('[vsix] the package installed into a fresh extensions folder', async () => {
+      const installed = readdirSync(path.join(launch.run, 'ext')).filter((d) => d.startsWith('quantlens.quantlens-'));
+      if (installed.length !== 1) throw new Error(`extensions folder: ${readdirSync(path.join(launch.run, 'ext')).join(', ')}`);
+      return `${installed[0]} from ${path.basename(vsix)} (${(statSync(vsix).size / 2 ** 20).toFixed(1)} MiB)`;
+    });
+    await page.goto(launch.url(ws), { timeout: 60_000 });
+    await step('[vsix] the installed extension activates and its explorer lists the model down to layers (server read the header)', async () => {
+      await openQuantLens(page);
+      await expandTinyLlama(page);
+      await page.screenshot({ path: path.join(SHOTS, 'vsix-explorer.png') });
+      return (await page.locator('.part.sidebar .monaco-list-row', { hasText: 'tiny-llama' }).first().innerText()).replace(/\s+/g, ' ');
+    });
+    await step('[vsix] no request left the VS Code host', async () => {
+      const foreign = foreignRequests(traffic, launch.port);
+      if (foreign.length) throw new Error(foreign.slice(0, 5).join(' '));
     });
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await sleep(150);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
-
-/** code-server in its own process group (server, extension host, watcher, language server): killed as one. */
-function startCodeServer(tools: Tools, port: number, run: string): ChildProcess {
-  writeFileSync(path.join(run, 'config.yaml'), `bind-addr: 127.0.0.1:${port}\nauth: none\ncert: false\n`);
-  // A quiet window: no chat side bar or AI menu entries, no welcome page, so screenshots show the extension.
-  mkdirSync(path.join(run, 'ud', 'User'), { recursive: true });
-  writeFileSync(
-    path.join(run, 'ud', 'User', 'settings.json'),
-    JSON.stringify({
-      'chat.disableAIFeatures': true,
-      'workbench.secondarySideBar.defaultVisibility': 'hidden',
-      'workbench.startupEditor': 'none',
-      'workbench.tips.enabled': false,
-    }),
-  );
-  const out = openSync(path.join(run, 'code-server.log'), 'a');
-  const args = [
-    tools.codeServer,
-    '--auth', 'none',
-    '--bind-addr', `127.0.0.1:${port}`,
-    '--config', path.join(run, 'config.yaml'),
-    '--disable-telemetry',
-    '--disable-update-check',
-    '--disable-workspace-trust',
-    '--disable-getting-started-override',
-    '--vscode-option', 'enable-smoke-test-driver',
-    '--extensions-dir', path.join(run, 'ext'),
-    '--user-data-dir', path.join(run, 'ud'),
-  ];
-  return spawn(tools.node, args, {
-    detached: true,
-    stdio: ['ignore', out, out],
-    env: {
-      ...process.env,
-      EXTENSIONS_GALLERY: '{}',
-      XDG_DATA_HOME: path.join(run, 'xdg'),
-      XDG_CONFIG_HOME: path.join(run, 'xdgc'),
-      QUANTLENS_E2E_DIR: run,
-      ORT_DISABLE_TELEMETRY: '1',
-    },
-  });
-}
-
-/** SIGTERM the whole group, wait until every member is gone (signal 0 fails), SIGKILL what remains after 5 s. */
-async function stopGroup(child: ChildProcess | undefined): Promise<void> {
-  const pid = child?.pid;
-  if (!pid) return;
-  const signal = (sig: NodeJS.Signals | 0): boolean => {
-    try {
-      process.kill(-pid, sig);
-      return true;
-    } catch {
-      return false; // ESRCH: nobody left in the group
-    }
-  };
-  if (!signal('SIGTERM')) return;
-  for (const t0 = Date.now(); Date.now() - t0 < 5000; await sleep(100)) if (!signal(0)) return;
-  signal('SIGKILL');
-}
-
-interface UiCheck {
-  name: string;
-  ok: boolean;
-  detail?: string;
-}
-
-/** The UI checks, in the order a user would do them; each failure leaves a screenshot behind. */
-async function driveUi(page: Page, run: string, checks: UiCheck[]): Promise<void> {
-  const step = async (name: string, body: () => Promise<string | void>) => {
-    try {
-      checks.push({ name, ok: true, detail: (await body()) || undefined });
-    } catch (e) {
-      checks.push({ name, ok: false, detail: e instanceof Error ? e.message.split('\n')[0] : String(e) });
-      await page.screenshot({ path: path.join(SHOTS, `failed-${checks.length}.png`) }).catch(() => undefined);
-    }
-  };
-  const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, name) });
-  const phase = async (p: string) => waitFor(`the suite to reach phase ${p}`, 90_000, () => (existsSync(path.join(run, `ready-${p}`)) ? true : undefined));
-  const ack = (p: string) => writeFileSync(path.join(run, `ack-${p}`), '');
-  const menuItem = (label: string) => page.locator('.monaco-menu .action-item', { hasText: label }).first();
-
-  await phase('plan');
-
-  await step('the QuantLens container is in the activity bar and opens', async () => {
-    const icon = page.locator('.part.activitybar [aria-label^="QuantLens"]').first();
-    await icon.waitFor({ timeout: 20_000 });
-    await icon.click();
-    // Widen the side bar (drag its sash) so layer names and descriptions fit in the screenshots.
-    const box = await page.locator('.part.sidebar').first().boundingBox();
-    if (box) {
-      await page.mouse.move(box.x + box.width + 1, box.y + box.height / 2);
-      await page.mouse.down();
-      await page.mouse.move(box.x + 460, box.y + box.height / 2, { steps: 8 });
-      await page.mouse.up();
-    }
-  });
-  await step('the Sensitivity Explorer view is visible and lists the fixture models', async () => {
-    await page.locator('.part.sidebar', { hasText: /Sensitivity Explorer/i }).first().waitFor({ timeout: 10_000 });
-    const llama = page.locator('.part.sidebar .monaco-list-row', { hasText: 'tiny-llama' }).first();
-    await llama.waitFor({ timeout: 20_000 });
-    const ocr = page.locator('.part.sidebar .monaco-list-row', { hasText: 'ch_PP-OCRv4_rec_infer.onnx' }).first();
-    await ocr.waitFor({ timeout: 10_000 });
-    // Descriptions appear once the server has read the headers.
-    await page.locator('.part.sidebar .monaco-list-row', { hasText: 'safetensors ·' }).first().waitFor({ timeout: 20_000 });
-    return (await llama.innerText()).replace(/\s+/g, ' ');
-  });
-  await step('expanding the model shows blocks, then layers', async () => {
-    await page.locator('.part.sidebar .monaco-list-row', { hasText: 'tiny-llama' }).first().click();
-    const block = page.locator('.part.sidebar .monaco-list-row', { hasText: 'model.layers.0' }).first();
-    await block.waitFor({ timeout: 15_000 });
-    await block.click();
-    await page.locator('.part.sidebar .monaco-list-row', { hasText: 'self_attn.q_proj' }).first().waitFor({ timeout: 10_000 });
-    await shot('explorer.png');
-  });
-  await step('right-clicking a layer in the tree offers Quantize Layer', async () => {
-    await page.locator('.part.sidebar .monaco-list-row', { hasText: 'mlp.down_proj' }).first().click({ button: 'right' });
-    await menuItem('Quantize Layer').waitFor({ timeout: 10_000 });
-    await shot('tree-context-menu.png');
-    await page.keyboard.press('Escape');
-  });
-  await step('right-clicking the layer name in the plan offers Quantize Layer', async () => {
-    const text = page.locator('.editor-instance .view-line span', { hasText: 'model.layers.0.self_attn.q_proj' }).last();
-    await text.waitFor({ timeout: 10_000 });
-    await text.click({ button: 'right' });
-    await menuItem('Quantize Layer').waitFor({ timeout: 10_000 });
-    await shot('editor-context-menu.png');
-  });
-  await step('choosing it names the layer and says jobs run ONNX models (the fixture plan names a safetensors model)', async () => {
-    await menuItem('Quantize Layer').click();
-    // The smoke-test driver suppresses toasts (VS Code's addToast checks enableSmokeTestDriver): read the notification center.
-    await page.locator('.statusbar [id="status.notifications"] a, .statusbar [aria-label*="Notifications"]').first().click();
-    const item = page.locator('.notifications-center .notification-list-item', { hasText: 'Quantize Layer: model.layers.0.self_attn.q_proj' }).first();
-    await item.waitFor({ timeout: 10_000 });
-    await shot('quantize-layer-message.png');
-    const t = (await item.innerText()).replace(/\s+/g, ' ');
-    if (!t.includes('quantize-and-evaluate jobs run ONNX models through onnxruntime')) throw new Error(`notification says: ${t}`);
-    await page.keyboard.press('Escape');
-    return t;
-  });
-  ack('plan');
-
-  await phase('config');
-  await step('config.json offers Quantize Layer in the editor context menu', async () => {
-    const text = page.locator('.editor-instance .view-line span', { hasText: 'LlamaForCausalLM' }).last();
-    await text.waitFor({ timeout: 10_000 });
-    await text.click({ button: 'right' });
-    await menuItem('Quantize Layer').waitFor({ timeout: 10_000 });
-    await shot('config-context-menu.png');
-    await page.keyboard.press('Escape');
-  });
-  ack('config');
-}
-
-/** A folder without models: the view must explain itself (viewsWelcome) instead of staying blank. */
-async function emptyWorkspace(browser: Browser, url: (folder: string, payload: string[][]) => string, run: string, checks: UiCheck[]): Promise<void> {
-  const name = 'an empty workspace shows the "No model found" welcome with its links';
-  const page = await (await browser.newContext({ viewport: { width: 1440, height: 860 } })).newPage();
-  try {
-    const folder = path.join(run, 'empty');
-    mkdirSync(folder, { recursive: true });
-    writeFileSync(path.join(folder, 'README.md'), '# No checkpoints here\n');
-    await page.goto(url(folder, [['extensionDevelopmentPath', ROOT]]), { timeout: 60_000 });
-    const icon = page.locator('.part.activitybar [aria-label^="QuantLens"]').first();
-    await icon.waitFor({ timeout: 30_000 });
-    await icon.click();
-    const welcome = page.locator('.part.sidebar .welcome-view-content', { hasText: 'No model found in this workspace' }).first();
-    await welcome.waitFor({ timeout: 20_000 });
-    await page.locator('.part.sidebar .welcome-view-content .monaco-button', { hasText: 'Refresh' }).first().waitFor({ timeout: 5_000 });
-    await page.screenshot({ path: path.join(SHOTS, 'welcome-no-model.png') });
-    checks.push({ name, ok: true });
-  } catch (e) {
-    checks.push({ name, ok: false, detail: e instanceof Error ? e.message.split('\n')[0] : String(e) });
-    await page.screenshot({ path: path.join(SHOTS, 'failed-welcome.png') }).catch(() => undefined);
-  }
+function packageVsix(): string {
+  const out = path.join(CACHE, 'quantlens-e2e.vsix');
+  const r = spawnSync(process.execPath, ['scripts/package-vsix.mjs', '--out', out], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) throw new Error('npm run package failed');
+  return out;
 }
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
+  const arg = (name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
+  const only = new Set((arg('--only') ?? 'main,restricted,vsix').split(','));
   mkdirSync(CACHE, { recursive: true });
+  const t0 = Date.now();
   const suite = await build();
   if (argv.includes('--prepare')) {
     const ws = path.join(CACHE, 'workspace');
@@ -287,85 +218,56 @@ async function main(): Promise<number> {
     log(`built ${suite}; fixture workspace in ${ws}`);
     return 0;
   }
-
   const tools = ensureTools(CACHE);
   rmSync(SHOTS, { recursive: true, force: true }); // no stale screenshots from an earlier run
   mkdirSync(SHOTS, { recursive: true });
-  const run = mkdtempSync(path.join(CACHE, 'run-'));
-  const ws = path.join(run, 'workspace');
-  writeFixtureWorkspace(ws, ROOT);
 
-  let server: ChildProcess | undefined;
-  let browser: Browser | undefined;
-  const cleanup = async () => {
-    await browser?.close().catch(() => undefined);
-    await stopGroup(server);
-  };
-  const onSignal = () => void cleanup().then(() => process.exit(130));
+  const pw = createRequire(path.join(tools.playwright, 'package.json'))(tools.playwright) as Playwright;
+  const browser = await pw.chromium.launch({ executablePath: tools.chromium, headless: true, args: BROWSER_ARGS });
+  const onSignal = () => void browser.close().finally(() => process.exit(130));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-
-  const ui: UiCheck[] = [];
-  let exitCode: number | undefined;
+  const env: Env = { tools, browser, suite };
+  const launches: { name: string; checks: Check[]; run?: string; s?: number }[] = [];
   try {
-    const port = await freePort();
-    server = startCodeServer(tools, port, run);
-    await waitFor('code-server /healthz', 30_000, async () => {
-      const r = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
-      return r?.ok ? true : undefined;
-    });
-    log(`code-server on 127.0.0.1:${port} (log: ${path.join(run, 'code-server.log')})`);
-
-    const pw = createRequire(path.join(tools.playwright, 'package.json'))(tools.playwright) as Playwright;
-    browser = await pw.chromium.launch({
-      executablePath: tools.chromium,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-    const page = await (await browser.newContext({ viewport: { width: 1440, height: 860 } })).newPage();
-    const errors: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    const exited = new Promise<number>((resolve) => void page.exposeFunction('codeAutomationExit', (code) => resolve(Number(code))));
-
-    // Paths in the payload are URIs on code-server's side of the connection.
-    const url = (folder: string, payload: string[][]) =>
-      `http://127.0.0.1:${port}/?folder=${encodeURIComponent(folder)}&payload=${encodeURIComponent(
-        JSON.stringify(payload.map(([k, p]) => [k, `vscode-remote://localhost:${port}${p}`])),
-      )}`;
-    await page.goto(url(ws, [['extensionDevelopmentPath', ROOT], ['extensionTestsPath', suite]]), { timeout: 60_000 });
-
-    const uiDone = driveUi(page, run, ui).catch((e: Error) => void ui.push({ name: 'UI phases', ok: false, detail: e.message }));
-    exitCode = await Promise.race([exited, sleep(180_000).then(() => undefined)]);
-    await uiDone;
-    await emptyWorkspace(browser, url, run, ui);
-    if (errors.length) log(`browser console errors (first 5):\n  ${errors.slice(0, 5).join('\n  ')}`);
+    const launch = async (name: string, body: (checks: Check[]) => Promise<string>) => {
+      if (!only.has(name)) return;
+      const l: (typeof launches)[number] = { name, checks: [] };
+      launches.push(l);
+      const t = Date.now();
+      try {
+        l.run = await body(l.checks);
+      } catch (e) {
+        l.checks.push({ name: `${name} launch`, ok: false, detail: firstLine(e) });
+      }
+      l.s = (Date.now() - t) / 1000;
+    };
+    await launch('main', (c) => mainLaunch(env, c));
+    await launch('restricted', (c) => restrictedLaunch(env, c));
+    await launch('vsix', (c) => vsixLaunch(env, arg('--vsix') ?? packageVsix(), c));
   } finally {
-    await cleanup();
+    await browser.close().catch(() => undefined);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
 
-  const suiteChecks: UiCheck[] = existsSync(path.join(run, 'suite.json')) ? JSON.parse(readFileSync(path.join(run, 'suite.json'), 'utf8')) : [];
-  const print = (title: string, cs: UiCheck[]) => {
-    log(title);
-    for (const c of cs) log(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}${c.detail ? ` — ${c.detail}` : ''}`);
-  };
-  print('in the extension host:', suiteChecks);
-  print('in the browser:', ui);
-  const ok = exitCode === 0 && suiteChecks.length > 0 && ui.length > 0 && [...suiteChecks, ...ui].every((c) => c.ok);
-  log(`suite exit: ${exitCode ?? 'none (timed out)'}; screenshots in ${SHOTS}`);
-
+  let ok = launches.length > 0;
+  for (const l of launches) {
+    log(`${l.name} (${l.s?.toFixed(0)} s):`);
+    for (const c of l.checks) log(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}${c.detail ? ` — ${c.detail}` : ''}`);
+    const passed = l.checks.length > 0 && l.checks.every((c) => c.ok);
+    ok &&= passed;
+    if (l.run && passed) rmSync(l.run, { recursive: true, force: true });
+    else if (l.run) log(`  kept ${l.run} for inspection`);
+  }
+  log(`screenshots in ${path.relative(ROOT, SHOTS)}: ${readdirSync(SHOTS).join(', ')}`);
   if (ok && argv.includes('--update-media')) {
     const media = path.join(ROOT, 'media', 'screenshots');
     mkdirSync(media, { recursive: true });
-    for (const f of ['explorer.png', 'editor-context-menu.png']) copyFileSync(path.join(SHOTS, f), path.join(media, f));
-    log(`copied screenshots to ${media}`);
+    for (const [from, to] of Object.entries(MEDIA)) copyFileSync(path.join(SHOTS, from), path.join(media, to));
+    log(`copied ${Object.keys(MEDIA).join(', ')} to media/screenshots/`);
   }
-  if (ok) rmSync(run, { recursive: true, force: true });
-  else log(`kept ${run} for inspection`);
-  log(ok ? 'PASS' : 'FAIL');
+  log(`${ok ? 'PASS' : 'FAIL'} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   return ok ? 0 : 1;
 }
 

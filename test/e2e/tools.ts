@@ -45,8 +45,13 @@ function aptInstall(packages: string[], why: string): void {
   if (!canApt) {
     throw new Error(`${why}: install ${packages.join(' ')} (e.g. \`sudo apt-get install -y ${packages.join(' ')}\`) and run again`);
   }
-  run('apt-get', ['update'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  run('apt-get', ['install', '-y', ...packages], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  try {
+    run('apt-get', ['update'], { env });
+    run('apt-get', ['install', '-y', ...packages], { env });
+  } catch (e) {
+    throw new Error(`${why}: apt-get could not install ${packages.join(' ')} (${(e as Error).message}); install them by hand and run again`, { cause: e });
+  }
 }
 
 export function ensureTools(cache: string): Tools {

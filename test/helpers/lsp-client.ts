@@ -4,7 +4,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as esbuild from 'esbuild';
-import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
 
 export interface Range {
   start: { line: number; character: number };
@@ -22,21 +22,50 @@ export interface LspTextEdit {
   newText: string;
 }
 
+const BUNDLE: esbuild.BuildOptions = {
+  bundle: true, platform: 'node', target: 'node20', format: 'cjs', external: ['vscode', 'onnxruntime-node', 'highs'], logLevel: 'error',
+};
+
 /** Bundle `entry` to test/.tmp/<name>/<file> (inside the repo so onnxruntime-node and highs resolve). */
 export async function bundle(entry: string, name: string): Promise<string> {
   const out = path.resolve('test/.tmp', name);
   mkdirSync(out, { recursive: true });
   const outfile = path.join(out, `${path.basename(entry, '.ts')}.js`);
-  await esbuild.build({
-    entryPoints: [entry], outfile, bundle: true, platform: 'node', target: 'node20', format: 'cjs',
-    external: ['vscode', 'onnxruntime-node', 'highs'], logLevel: 'error',
-  });
+  await esbuild.build({ ...BUNDLE, entryPoints: [entry], outfile });
   return outfile;
+}
+
+/** The worker-thread bundles, as scripts/build.mjs names them. */
+export const WORKERS = {
+  'analysis-worker': 'server/src/analysis/worker.ts',
+  'sensitivity-worker': 'server/src/sensitivity/worker.ts',
+  'quantize-worker': 'server/src/jobs/worker.ts',
+} as const;
+
+/**
+ * Bundle the language server to test/.tmp/<name>/server/server.js and the given workers to test/.tmp/<name>/<worker>.js,
+ * where the server looks for them (one folder up, as in dist/). Returns the server script.
+ */
+export async function bundleServer(name: string, workers: readonly (keyof typeof WORKERS)[]): Promise<string> {
+  const out = path.resolve('test/.tmp', name);
+  const server = path.join(out, 'server/server.js');
+  await Promise.all([
+    esbuild.build({ ...BUNDLE, entryPoints: ['server/src/server.ts'], outfile: server }),
+    ...workers.map((w) => esbuild.build({ ...BUNDLE, entryPoints: [WORKERS[w]], outfile: path.join(out, `${w}.js`) })),
+  ]);
+  return server;
+}
+
+export interface Progress {
+  token: string | number;
+  value: { kind: string; percentage?: number; message?: string };
 }
 
 export class LspClient {
   readonly rpc: MessageConnection;
   stderr = '';
+  /** Every `$/progress` notification, in order. */
+  readonly progress: Progress[] = [];
   private readonly diagnostics = new Map<string, { version?: number; resolve: (d: LspDiagnostic[]) => void }[]>();
 
   constructor(readonly proc: ChildProcessWithoutNullStreams) {
@@ -54,6 +83,7 @@ export class LspClient {
       return { applied: true };
     });
     this.rpc.onRequest('window/workDoneProgress/create', () => null);
+    this.rpc.onNotification('$/progress', (p: Progress) => void this.progress.push(p));
     this.rpc.listen();
   }
 
@@ -63,8 +93,19 @@ export class LspClient {
     return new LspClient(spawn(process.execPath, [script, ...args], { stdio: 'pipe', env: { ...process.env, ...env } }));
   }
 
-  request<R>(method: string, params: unknown): Promise<R> {
-    return this.rpc.sendRequest<R>(method, params);
+  request<R>(method: string, params: unknown, token?: CancellationToken): Promise<R> {
+    return token ? this.rpc.sendRequest<R>(method, params, token) : this.rpc.sendRequest<R>(method, params);
+  }
+
+  /** The progress values reported on `token`. */
+  ofToken(token: string | number): Progress['value'][] {
+    return this.progress.filter((p) => p.token === token).map((p) => p.value);
+  }
+
+  /** Wait until a progress value on `token` satisfies `pred` (or `ms` pass). */
+  async waitForProgress(token: string | number, pred: (v: Progress['value']) => boolean, ms = 20_000): Promise<void> {
+    const t0 = Date.now();
+    while (!this.ofToken(token).some(pred) && Date.now() - t0 < ms) await new Promise((r) => setTimeout(r, 10));
   }
 
   async initialize(): Promise<{ capabilities: Record<string, unknown>; serverInfo: { name: string } }> {

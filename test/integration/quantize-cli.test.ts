@@ -70,7 +70,7 @@ test('bad input: data of the wrong shape, unknown layer, a model onnxruntime can
   assert.match(r.stderr, /input 'x' expects shape \[N, 8\] \(float32\), found \[2, 3\]/);
   const l = runCli('quantize', model, '--layer', 'fc7.weight', '--format', 'int4_g4_sym', '--out', path.join(dir, 'l.onnx'));
   assert.equal(l.code, 2);
-  assert.match(l.stderr, /no MatMul\/Gemm\/Conv weight or node named "fc7.weight"/);
+  assert.match(l.stderr, /no MatMul\/Gemm\/Conv weight, node or layer named "fc7.weight"/);
   const broken = path.join(dir, 'broken.onnx');
   const bm = onnx.ModelProto.decode(mlp.bytes);
   bm.graph!.node![1].opType = 'NoSuchOp';

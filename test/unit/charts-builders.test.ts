@@ -61,6 +61,12 @@ const report: AnalysisReport = {
 
 const DEPTH = ['model.layers.2.attn.q_proj.weight', 'model.layers.2.mlp.up_proj.weight', 'model.layers.10.mlp.up_proj.weight'];
 
+test('depth order inside a block follows the data flow: q, k, v, o, then gate, up, down', () => {
+  const names = ['mlp.down_proj', 'self_attn.o_proj', 'mlp.up_proj', 'self_attn.k_proj', 'mlp.gate_proj', 'self_attn.v_proj', 'self_attn.q_proj'].map((n) => `model.layers.0.${n}.weight`);
+  const order = depthOrder(names.map((n) => layer(n, 'model.layers.0', {}))).map((l) => l.name.split('.').slice(3, 5).join('.'));
+  assert.deepEqual(order, ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj']);
+});
+
 test('depth order: blocks numerically, then names; the lowest-bit format is the default', () => {
   assert.deepEqual(depthOrder(report.layers).map((l) => l.name), DEPTH);
   // Outside the numbered blocks: embeddings first, the head after the last block.

@@ -5,6 +5,8 @@ import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { QuantLensError } from '../../server/src/formats/errors';
+import { analyzePlan } from '../../server/src/plan';
+import { FORMAT_CATALOG } from '../../server/src/quant/registry';
 import { tempDir } from '../fixtures/common';
 import { safetensorsBytes } from '../fixtures/safetensors';
 import { openAndRead } from '../fuzz/target';
@@ -54,3 +56,11 @@ test('safetensors index: a deeply nested weight_map value is refused, not a stac
     'model.safetensors.index.json',
     (e) => assert.equal(e.where.tensor, 'w'),
   ));
+
+test('plan: a rule key nested 30 flow maps deep is a diagnostic in well under a second, not a RangeError', () => {
+  // Fuzz: --format plan --seed 20261101 --case 21 (plan-full | insert 1000 bytes of "{").
+  const t0 = performance.now();
+  const a = analyzePlan(`rules:\n  - match: x\n    ${'{'.repeat(30)}\n`, '/p/x.quant.yaml', { ...FORMAT_CATALOG, checkPath: false });
+  assert.ok(performance.now() - t0 < 5000, 'a hang guard, not a speed target: the bug took 21 s');
+  assert.ok(a.diagnostics.some((d) => d.severity === 'error'));
+});

@@ -1,5 +1,6 @@
 // The reader fuzzer inside `npm test`: its own parts against hand-computed references (structure maps,
-// varints, determinism, failure classification), a deterministic few-hundred-case run per format, and
+// varints, determinism, failure classification), a deterministic few-hundred-case run per checkpoint format (side
+// inputs: fuzz-smoke-inputs.test.ts), and
 // headers claiming 1 TiB, which every reader must refuse without allocating.
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -10,15 +11,15 @@ import { tempDir } from '../fixtures/common';
 import { encodeF32, GGML, ggufBytes, type GgufSpec } from '../fixtures/gguf';
 import { PickleWriter, statePickle, writeTorchArchive, writeZip } from '../fixtures/pytorch';
 import { safetensorsBytes } from '../fixtures/safetensors';
-import { formatTable, runCampaign } from '../fuzz/campaign';
-import { makeCase, runCase, writeCase } from '../fuzz/harness';
+import { runCampaign } from '../fuzz/campaign';
 import { caseSeed, readUint, readVarint, varintBytes } from '../fuzz/mutators';
 import { ggufStructure } from '../fuzz/seeds/gguf';
 import { modelAround, pb, protoStructure } from '../fuzz/seeds/onnx';
 import { pickleOps, zipStructure } from '../fuzz/seeds/pytorch';
 import { SELFTEST_ALLOC } from '../fuzz/selftest';
 import { openAndRead } from '../fuzz/target';
-import { TARGETS } from '../fuzz/targets';
+import { casesRebuild, seedsAreValid, smokeRun } from '../fuzz/smoke';
+import { CHECKPOINT_TARGETS } from '../fuzz/targets';
 
 const TIB = 2 ** 40;
 const MiB = 2 ** 20;
@@ -42,23 +43,7 @@ test('case seeds are deterministic and differ between cases and formats', () => 
   assert.notEqual(caseSeed(1, 'onnx', 5), caseSeed(2, 'onnx', 5));
 });
 
-test('a case is rebuilt byte for byte from (seed, format, index)', async () => {
-  const { dir, cleanup } = tempDir('quantlens-fuzz-');
-  try {
-    for (const target of TARGETS) {
-      const seeds = await target.seeds(dir);
-      for (const i of [0, 7, 123]) {
-        const a = makeCase(seeds, 9, target.name, i);
-        const b = makeCase(seeds, 9, target.name, i);
-        assert.deepEqual(a.desc, b.desc);
-        assert.deepEqual([...a.files.keys()], [...b.files.keys()]);
-        for (const [k, v] of a.files) assert.ok(Buffer.from(v).equals(b.files.get(k)!), `${target.name} #${i} ${k}`);
-      }
-    }
-  } finally {
-    cleanup();
-  }
-});
+test('a case is rebuilt byte for byte from (seed, format, index)', () => casesRebuild(CHECKPOINT_TARGETS));
 
 test('zip field map: local header sizes at +18/+22 and the end record, where writeZip put them', () => {
   const { dir, cleanup } = tempDir('quantlens-fuzz-');
@@ -115,20 +100,7 @@ test('GGUF field map: counts at bytes 8 and 16 (spec) and each dim where the wri
   assert.equal(readUint(s.bytes, at('kv general.architecture.str_len'), 8), 5n);
 });
 
-test('every seed is valid: it opens and reads before any mutation', async () => {
-  const { dir, cleanup } = tempDir('quantlens-fuzz-');
-  try {
-    for (const target of TARGETS) {
-      for (const seed of await target.seeds(path.join(dir))) {
-        const w = writeCase(path.join(dir, 'cases', target.name), { seed, files: new Map(seed.files.map((f) => [f.name, f.bytes])), desc: [] });
-        const out = await runCase(target, w.dir, w.target);
-        assert.equal(out.kind, 'ok', `${target.name}/${seed.label}: ${out.error?.message}`);
-      }
-    }
-  } finally {
-    cleanup();
-  }
-});
+test('every seed is valid: it opens and reads before any mutation', () => seedsAreValid(CHECKPOINT_TARGETS));
 
 // ---------------------------------------------------------------------------------------------
 // The harness classifies every kind of failure (targets that misbehave on purpose)
@@ -158,19 +130,7 @@ test('harness: crashes, unlocated and path-less errors, hangs, stalls, late erro
 // ---------------------------------------------------------------------------------------------
 // A deterministic run per format
 
-test('fuzz smoke: 200 mutated inputs per format, no crash, hang or huge allocation', async () => {
-  const { rows, failures } = await runCampaign({
-    formats: TARGETS.map((t) => t.name),
-    cases: 200, runSeed: 20261101, workers: 2, timeoutMs: 5000, growthLimit: 512 * MiB, killRss: 3 * 2 ** 30, sharedPool: true,
-  });
-  const report = `\n${formatTable(rows)}\n${failures.map((f) => `×${f.count} ${f.signature}\n  ${f.desc.join(' | ')}\n  replay: npm run fuzz -- --format ${f.example.format} --seed 20261101 --case ${f.example.index}`).join('\n')}`;
-  for (const r of rows) {
-    assert.equal(r.cases, 200, report);
-    // Both outcomes occur: the mutations reach past the first check, and they do break things.
-    assert.ok(r.ok > 0 && r.clean > 0, `${r.format}: ${r.ok} ok, ${r.clean} clean${report}`);
-  }
-  assert.deepEqual(failures.map((f) => f.signature), [], report);
-});
+test('fuzz smoke: 200 mutated inputs per checkpoint format, no crash, hang or huge allocation', () => smokeRun(CHECKPOINT_TARGETS, 200));
 
 // ---------------------------------------------------------------------------------------------
 // Headers claiming 1 TiB: refused with a located error, nothing allocated

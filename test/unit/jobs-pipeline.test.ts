@@ -89,6 +89,11 @@ describe('evaluation', () => {
     assert.ok(Math.abs(res.metrics!.sqnrDb - 10 * Math.log10(sig / noise)) < 1e-3);
   });
 
+  it('quantizes a layer named by its path (as the explorer names it): its matrix, not its bias', async () => {
+    const res = await runQuantize({ model: mlpFile, layer: 'fc1', format: 'int4_g4_sym', out: path.join(tmp.dir, 'mlp.fc1.onnx') });
+    assert.deepEqual(res.weights.map((w) => w.name), ['fc1.weight']);
+  });
+
   it('names the input and its expected shape when the data does not fit', async () => {
     const bad = path.join(tmp.dir, 'bad.npy');
     writeFileSync(bad, writeNpy({ dtype: 'float32', dims: [4, 7], data: new Float32Array(28) }));

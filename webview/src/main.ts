@@ -5,15 +5,18 @@
 import Plotly from 'plotly.js-dist-min';
 import type { Config, Data, Layout, PlotlyHTMLElement, PlotMouseEvent } from 'plotly.js';
 import type { AnalysisReport, LayerReport } from '../../server/src/analysis/types';
-import type { AllocateResponse, HostToWebview, PanelState, WebviewToHost } from '../../server/src/protocol';
+import type { AllocateResponse, HostToWebview, JobResult, PanelState, WebviewToHost } from '../../server/src/protocol';
 import {
   agreementChart,
   bitsChart,
   groupMapChart,
   groupMapLayer,
   heatmapChart,
+  JOB_ERROR_UNITS,
   lowestBitFormat,
   paretoChart,
+  predictedMeasured,
+  predictedMeasuredChart,
   reportScores,
   type Allocation,
   type Chart,
@@ -33,6 +36,8 @@ let state: PanelState | undefined = api.getState();
 let report: AnalysisReport | undefined;
 let alloc: AllocateResponse | undefined;
 let frontier: AllocateResponse['frontier'];
+/** Finished jobs of this model (undefined until the host has read them). */
+let jobs: JobResult[] | undefined;
 const details = new Map<string, { detail?: LayerReport; error?: string }>();
 
 const el = <T extends HTMLElement>(tag: string, props: Partial<T> = {}, ...children: (Node | string)[]): T => {
@@ -194,7 +199,17 @@ function drawAll(): void {
   showGroups();
   drawPareto();
   drawAgreement();
-  draw('jobs', 'No finished quantization jobs for this model yet: run Quantize Layer or Quantize Model, then reopen the report.');
+  drawJobs();
+}
+
+function drawJobs(): void {
+  if (!jobs) return draw('jobs', 'Reading finished quantization jobs…');
+  const points = predictedMeasured(jobs);
+  if (!points.length) {
+    const why = jobs.length ? `${jobs.length} finished job(s), none evaluated` : 'No finished quantization jobs for this model yet';
+    return draw('jobs', `${why}: run Quantize Layer or Quantize Model; the chart fills in as jobs finish.`);
+  }
+  draw('jobs', predictedMeasuredChart(points, JOB_ERROR_UNITS));
 }
 
 // ---- Budget slider: one request in flight, the latest position wins ----
@@ -306,6 +321,9 @@ window.addEventListener('message', (event: MessageEvent<HostToWebview>) => {
     case 'status':
       if (msg.error) inFlight = false;
       return setStatus(msg.text, msg.error);
+    case 'jobs':
+      jobs = msg.jobs;
+      return drawJobs();
     case 'select':
       if (!report?.layers.some((l) => l.name === msg.layer)) return;
       layerSel.value = msg.layer;

@@ -116,7 +116,11 @@ export function errorAt(c: LayerCurve, r: number): number {
 
 /** Exact storage bits of the layer at ratio r. */
 export function bitsAt(c: LayerCurve, r: number): number {
-  const k = keptCount(c, r);
+  return mixedStorageBits(c, keptCount(c, r));
+}
+
+/** Exact storage bits of a layer with k weights kept (the encoding above; nothing extra when k = 0). */
+export function mixedStorageBits(c: Pick<LayerCurve, 'lowBits' | 'hiScaleBits' | 'hiElemBits' | 'rows' | 'cols' | 'params'>, k: number): number {
   if (k === 0) return c.lowBits;
   return c.lowBits + c.hiScaleBits + k * c.hiElemBits + indexBits(k, c.rows, c.cols, c.params).bits;
 }

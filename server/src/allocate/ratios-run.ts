@@ -13,6 +13,7 @@ import {
   bitsAt, errorAt, keptCount, measureLayer, mixedWeights, resolveHi, resolveLo,
   type LayerCurve, type LayerGeometry, type LayerQuant,
 } from './ratios-curve';
+import type { SaliencyKind } from './ratios-saliency';
 import { effectiveRatio, fitConvex, fixedRatioFor, modelAvgBits, optimizeRatios, predictedLoss, uniformBits, type QpRatios, type RatioLayer } from './ratios';
 
 /** Where the weights come from: a checkpoint, or a runnable model's weights. */
@@ -42,12 +43,19 @@ export interface RatiosOptions {
   /** Ratios the curves are measured at (r = 0 and r_max are always added). */
   ratios?: readonly number[];
   seed?: number;
-  /** Per-weight saliency for a layer (Hessian/OBS, Fisher, …); |w| when absent. */
+  /** Per-weight saliency for a layer (storage order; ratios-saliency.ts); |w| when absent or undefined for it. */
   saliency?: (name: string) => Float32Array | undefined;
+  /** What `saliency` is (default: hessian when given), and the layers it left at |w|. */
+  saliencyKind?: SaliencyKind;
+  saliencyFallback?: { name: string; reason: string }[];
+  signal?: AbortSignal;
   /** A runnable model: interactions by co-perturbation and measured ΔL. */
   probe?: LossProbe;
   onProgress?: (phase: string, done: number, total: number) => void;
 }
+
+/** Defaults of the CLI and the language server's request. */
+export const RATIOS_DEFAULTS = { hi: '8', lo: '2', rMax: 0.1, fixedRatio: 0.01, samples: 8 } as const;
 
 /** Layers the dense ratio QP takes (G and the QP matrices are L×L). */
 export const MAX_LAYERS = 2048;
@@ -88,11 +96,15 @@ export interface RatiosReport {
   /** Every layer at b_lo, nothing kept (exact); and the modelled bits with r_max everywhere. */
   minAvgBits: number;
   maxAvgBits: number;
-  saliency: 'magnitude' | 'given';
+  saliency: SaliencyKind;
+  /** Layers ranked by |w| although another saliency was asked for, with the reason. */
+  saliencyFallback?: { name: string; reason: string }[];
   /** What the predicted loss is: the relative weight error (data-free) or the probe's ΔL. */
   lossModel: 'datafree-weight-error' | 'co-perturbation';
   interactions: { measured: boolean; description: string; runs: number; clippedEigenvalues: number; projectionChange: number };
   strategies: StrategyResult[];
+  /** Where it ran and on which data (null: weights only). */
+  runtime?: string | null;
   layers: {
     name: string;
     params: number;
@@ -118,6 +130,7 @@ export async function runRatios(src: WeightSource, o: RatiosOptions): Promise<Ra
   const curves: LayerCurve[] = [];
   const quants: LayerQuant[] = [];
   for (const [i, g] of src.layers.entries()) {
+    o.signal?.throwIfAborted();
     const w = await src.read(g.name);
     const m = measureLayer(g, w, { lo, hi, rMax: o.rMax, ratios: o.ratios ?? DEFAULT_RATIOS, saliency: o.saliency?.(g.name) });
     curves.push(m.curve);
@@ -182,6 +195,7 @@ export async function runRatios(src: WeightSource, o: RatiosOptions): Promise<Ra
   ];
   const strategies: StrategyResult[] = [];
   for (const [id, r, extra] of choices) {
+    o.signal?.throwIfAborted();
     let bits = 0;
     let err = 0;
     curves.forEach((c, l) => {
@@ -214,7 +228,8 @@ export async function runRatios(src: WeightSource, o: RatiosOptions): Promise<Ra
     budgetBits: budget,
     minAvgBits,
     maxAvgBits,
-    saliency: o.saliency ? 'given' : 'magnitude',
+    saliency: o.saliency ? (o.saliencyKind ?? 'hessian') : 'magnitude',
+    ...(o.saliencyFallback?.length ? { saliencyFallback: o.saliencyFallback } : {}),
     lossModel: o.probe ? 'co-perturbation' : 'datafree-weight-error',
     interactions,
     strategies,

@@ -1,6 +1,7 @@
 // `analyzeCheckpoint`: the data-free analysis of a whole checkpoint — tensor selection, cache, worker pool,
 // model totals. Shared by the CLI (`quantlens analyze`) and the language server.
 import * as path from 'node:path';
+import { isWeightUse } from '../formats/onnx-roles';
 import { openCheckpoint } from '../formats/registry';
 import type { TensorInfo } from '../formats/types';
 import { getFormat, UnknownFormatError } from '../quant';
@@ -57,6 +58,8 @@ export function skipReason(t: TensorInfo): string | undefined {
   if (!t.analyzable) return 'not-analyzable';
   if (t.params === 0) return 'empty';
   if (t.layout === 'vector' || t.shape.filter((d) => d > 1).length < 2) return 'vector';
+  // ONNX: the graph says how each initializer is used; one no weight-consuming op reads is a constant table.
+  if (t.consumers?.length && !t.consumers.some(isWeightUse)) return 'not-a-weight';
   return undefined;
 }
 

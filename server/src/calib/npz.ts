@@ -1,8 +1,10 @@
 // NumPy .npz: a zip archive of .npy members, one per array (np.savez / np.savez_compressed). Member names are
 // array names only, never used as paths. Declared sizes are checked before a member is read or inflated, and
 // yauzl refuses members whose data does not match their declared sizes.
+import { promises as fsp } from 'node:fs';
 import * as yauzl from 'yauzl';
 import { check, LIMITS, QuantLensError, type Location } from '../formats/errors';
+import { zipCursor } from '../formats/zip-cursor';
 import { memorySource, readNpy } from './npy';
 import type { ArrayValue } from './types';
 
@@ -22,7 +24,10 @@ export async function readNpz(path: string): Promise<NamedArray[]> {
   try {
     zip = await yauzl.openPromise(path, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true });
   } catch (e) {
-    throw new QuantLensError('bad-npz', `expected a .npz (zip) archive: ${(e as Error).message}`, { file: path });
+    // yauzl scans the last 64 KiB for the end-of-central-directory record: a truncated archive fails there.
+    const size = (await fsp.stat(path).catch(() => undefined))?.size;
+    const tail = size === undefined ? undefined : Math.max(0, size - 22 - 0xffff);
+    throw new QuantLensError('bad-npz', `expected a .npz (zip) archive: ${(e as Error).message}`, { file: path, offset: tail });
   }
   try {
     check(
@@ -56,7 +61,7 @@ export async function readNpz(path: string): Promise<NamedArray[]> {
     return out;
   } catch (e) {
     if (e instanceof QuantLensError) throw e;
-    throw new QuantLensError('bad-npz', `invalid .npz archive: ${(e as Error).message}`, { file: path });
+    throw new QuantLensError('bad-npz', `invalid .npz archive: ${(e as Error).message}`, { file: path, offset: zipCursor(zip) });
   } finally {
     zip.on('error', () => undefined); // nothing left to report after close
     zip.close();

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { QuantLensError } from '../formats/errors';
 import { DIALECT_IDS, exportPlan, IMPORT_DIALECTS, importPlanDetailed } from '../export/index';
 import { quoteArg } from '../export/llamacpp';
-import { writeOutputFile } from '../output';
+import { writeOutputFile, writeOutputFiles } from '../output';
 
 async function isDir(p: string): Promise<boolean> {
   return fsp.stat(p).then((s) => s.isDirectory(), () => false);
@@ -54,7 +54,7 @@ export function registerExport(program: Command, io: CommandIo = STDIO): void {
         throw new QuantLensError('bad-option', `${flags.to} writes ${result.files.length} files: --out must be a folder`, { file: '--out' });
       }
       const targets = result.files.map((f) => (outDir ? path.join(outDir, f.name) : path.resolve(flags.out!)));
-      for (const [i, f] of result.files.entries()) await writeOutputFile(targets[i], f.text, { overwrite: flags.force ?? false, inputs: result.inputs });
+      await writeOutputFiles(result.files.map((f, i) => ({ target: targets[i], data: f.text, opts: { overwrite: flags.force ?? false, inputs: result.inputs } })));
       for (const t of targets) io.out(`${t}\n`);
       if (result.commandLine) io.out(`${result.commandLine.replace('{file}', quoteArg(targets[0]))}\n`);
     });

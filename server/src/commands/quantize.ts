@@ -4,12 +4,20 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { QuantLensError } from '../formats/errors';
+import { STRATEGIES, type StrategyId } from '../allocate/ratios-run';
+import { parseSaliency } from '../allocate/ratios-saliency';
+import type { MixedRequest, MixedSummary } from '../jobs/mixed-job';
 import { runQuantize, type QuantizeReport } from '../jobs/pipeline';
 import { formatTable, humanBytes } from '../report/table';
 
 interface QuantizeFlags {
   plan?: string;
   layer?: string;
+  ratios?: string;
+  mixed?: string;
+  strategy: string;
+  saliency?: string;
+  rMax?: string;
   format?: string;
   out?: string;
   force?: boolean;
@@ -57,6 +65,7 @@ export function formatQuantizeReport(r: QuantizeReport): string {
   const skipped = new Map<string, string[]>();
   for (const s of r.skipped) skipped.set(s.reason, [...(skipped.get(s.reason) ?? []), s.name]);
   for (const [reason, names] of skipped) out.push(`skipped ${names.slice(0, 3).join(', ')}${names.length > 3 ? ` and ${names.length - 3} more` : ''}: ${reason}\n`);
+  if (r.mixed) out.push(formatMixed(r.mixed));
   out.push(`wrote ${r.output} (${humanBytes(r.sizeBytes.quantized)}; original ${humanBytes(r.sizeBytes.original)}), method ${r.method}\n`);
   out.push(`predicted: relMse ${r.predicted.relMse.toExponential(3)} (parameter-weighted)${r.predicted.hessian !== undefined ? `, Σ tr(ΔWHΔWᵀ) ${r.predicted.hessian.toExponential(3)}` : ''}\n`);
   const e = r.evaluation;
@@ -68,7 +77,51 @@ export function formatQuantizeReport(r: QuantizeReport): string {
     out.push(`  latency per batch ${e.latencyMs.original.toFixed(2)} ms → ${e.latencyMs.quantized.toFixed(2)} ms\n`);
   }
   if (r.report) out.push(`report ${r.report}\n`);
+  if (r.reportHtml) out.push(`report ${r.reportHtml}\n`);
   return out.join('');
+}
+
+const secs = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
+
+function formatMixed(m: MixedSummary): string {
+  const lines = [
+    `mixed: top r_l of each layer at ${m.hi}, the rest at ${m.lo} · strategy ${m.strategy} · saliency ${m.saliency} · ${m.avgBits.toFixed(4)} bits/weight exact (sparse index included)`,
+    m.ratios.source === 'file' ? `ratios from ${m.ratios.file}` : `ratios solved at ${m.ratios.budgetBits.toFixed(4)} bits/weight (${m.ratios.interactions.description})`,
+  ];
+  if (m.ratios.source === 'solved') {
+    lines.push(formatTable(['strategy', 'avg bits', 'predicted', 'measured ΔL (ratios curves)'], m.ratios.strategies.map((s) => [s.id, s.avgBits.toFixed(4), s.predicted.toPrecision(4), s.measured === null ? '-' : s.measured.toPrecision(4)])).trimEnd());
+  }
+  for (const f of m.fallback.slice(0, 3)) lines.push(`${f.name}: ${f.reason}`);
+  if (m.fallback.length > 3) lines.push(`… and ${m.fallback.length - 3} more layer(s) with a fallback`);
+  const t = m.timings;
+  lines.push(`time: saliency ${secs(t.saliency)} · ratios (curves, interactions, QP) ${secs(t.ratios)} · quantization ${secs(t.quantize)} · evaluation ${secs(t.evaluate)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** --mixed <hi>,<lo>,<budget bits>, or --ratios <file>, with --strategy/--saliency/--r-max. */
+function mixedRequest(flags: QuantizeFlags): MixedRequest | undefined {
+  if (flags.ratios === undefined && flags.mixed === undefined) {
+    for (const f of ['saliency', 'rMax'] as const) {
+      if (flags[f] !== undefined) throw new QuantLensError('bad-option', 'applies to --mixed or --ratios only', { file: `--${f}` });
+    }
+    return undefined;
+  }
+  if (!(STRATEGIES as readonly string[]).includes(flags.strategy)) {
+    throw new QuantLensError('bad-option', `expected ${STRATEGIES.join(', ')}, found '${flags.strategy}'`, { file: '--strategy' });
+  }
+  const common = { strategy: flags.strategy as StrategyId, saliency: flags.saliency === undefined ? undefined : parseSaliency(flags.saliency) };
+  if (flags.ratios !== undefined) {
+    if (flags.mixed !== undefined || flags.rMax !== undefined) throw new QuantLensError('bad-option', 'the formats and ratios come from the file: drop --mixed/--r-max', { file: '--ratios' });
+    return { ...common, ratiosFile: flags.ratios };
+  }
+  const parts = flags.mixed!.split(',').map((x) => x.trim());
+  const budgetBits = Number(parts[2]);
+  if (parts.length !== 3 || !parts[0] || !parts[1] || !(Number.isFinite(budgetBits) && budgetBits > 0)) {
+    throw new QuantLensError('bad-option', `expected <hi>,<lo>,<average bits per weight> (e.g. 8,2,2.6), found '${flags.mixed}'`, { file: '--mixed' });
+  }
+  const rMax = flags.rMax === undefined ? undefined : Number(flags.rMax);
+  if (rMax !== undefined && !(rMax > 0 && rMax <= 1)) throw new QuantLensError('bad-option', `expected a ratio in (0, 1], found '${flags.rMax}'`, { file: '--r-max' });
+  return { ...common, hi: parts[0], lo: parts[1], budgetBits, rMax };
 }
 
 export function registerQuantize(program: Command): void {
@@ -79,6 +132,11 @@ export function registerQuantize(program: Command): void {
     .option('--plan <file>', 'quant plan (*.quant.yaml): one format per weight')
     .option('--layer <name>', 'quantize only this weight (tensor or node name)')
     .option('--format <id>', 'format for --layer (default: the plan\'s decision for it)')
+    .option('--ratios <file>', 'mixed high-impact quantizer with the per-layer ratios of a `quantlens ratios --json` report')
+    .option('--mixed <hi,lo,bits>', 'mixed high-impact quantizer, ratios solved here for an average-bits budget, e.g. 8,2,2.6')
+    .option('--strategy <id>', `ratios used by --ratios/--mixed: ${STRATEGIES.join(', ')}`, 'full-qp')
+    .option('--saliency <kind>', 'ranks the kept weights: magnitude or hessian (default: the ratios file\'s; else hessian with gptq, magnitude with rtn)')
+    .option('--r-max <ratio>', 'largest kept share per layer for --mixed (default 0.1)')
     .option('--out <file>', 'output model (default <model>.quant.onnx beside the model)')
     .option('--force', 'replace an existing output')
     .option('--method <rtn|gptq>', 'round-to-nearest, or GPTQ with layer Hessians from --calib', 'rtn')
@@ -95,7 +153,10 @@ export function registerQuantize(program: Command): void {
     .option('--json', 'print the report as JSON')
     .action(async (model: string, flags: QuantizeFlags) => {
       if (flags.method !== 'rtn' && flags.method !== 'gptq') throw new QuantLensError('bad-option', `--method: expected rtn or gptq, found '${flags.method}'`, { file: '--method' });
-      if (flags.plan === undefined && flags.layer === undefined) throw new QuantLensError('bad-option', 'give --plan, or --layer with --format', { file: '--plan' });
+      const mixed = mixedRequest(flags);
+      const sources = [flags.plan !== undefined || flags.layer !== undefined, flags.ratios !== undefined || flags.mixed !== undefined].filter(Boolean).length;
+      if (sources === 0) throw new QuantLensError('bad-option', 'give --plan, --layer with --format, --ratios or --mixed', { file: '--plan' });
+      if (sources > 1) throw new QuantLensError('bad-option', '--ratios/--mixed replace --plan and --layer: give one of them', { file: flags.ratios !== undefined ? '--ratios' : '--mixed' });
       if (flags.format !== undefined && flags.layer === undefined) throw new QuantLensError('bad-option', '--format applies to --layer', { file: '--format' });
       const damp = flags.damp === undefined ? undefined : Number(flags.damp);
       if (damp !== undefined && !(Number.isFinite(damp) && damp >= 0)) throw new QuantLensError('bad-option', `--damp: expected a number ≥ 0, found '${flags.damp}'`, { file: '--damp' });
@@ -107,6 +168,7 @@ export function registerQuantize(program: Command): void {
             plan: flags.plan,
             layer: flags.layer,
             format: flags.format,
+            mixed,
             out: flags.out,
             force: flags.force,
             method: flags.method,

@@ -1,15 +1,11 @@
 // `quantlens ratios <model>`: the four-strategy high-impact ratio comparison (allocate/ratios-run.ts).
 // ONNX models run on onnxruntime (interactions by co-perturbation, measured ΔL); other checkpoints, or
 // --datafree, use the weights only (C diagonal, the report says so).
-import * as path from 'node:path';
 import type { Command } from 'commander';
-import { loadCalibration } from '../calib';
 import { QuantLensError } from '../formats/errors';
-import { openCheckpoint } from '../formats/registry';
-import { checkpointSource, runRatios, STRATEGIES, type RatiosReport, type WeightSource } from '../allocate/ratios-run';
-import { OutputErrorProbe, runnerSource } from '../allocate/ratios-probe';
-import type { LossProbe } from '../allocate/interactions';
-import { ModelRunner } from '../runtime/model-runner';
+import { RATIOS_DEFAULTS, runRatios, STRATEGIES, type RatiosReport } from '../allocate/ratios-run';
+import { parseSaliency } from '../allocate/ratios-saliency';
+import { openRatiosSource } from '../allocate/ratios-source';
 import { formatTable, humanCount } from '../report/table';
 
 interface RatiosFlags {
@@ -23,6 +19,7 @@ interface RatiosFlags {
   samples: string;
   providers?: string;
   datafree?: boolean;
+  saliency: string;
   seed: string;
   json?: boolean;
 }
@@ -39,15 +36,16 @@ export function registerRatios(program: Command): void {
     .description('layer-wise high-impact ratios: uniform bits vs fixed ratio vs per-layer (diagonal) vs per-layer with interactions (full QP)')
     .argument('<model>', 'checkpoint file or folder (ONNX models run for interactions and measured error)')
     .option('--budget-bits <bits>', 'average bits per weight (default: the bits of --fixed-ratio on every layer)')
-    .option('--hi <fmt|bits>', 'format of the kept weights: fp16, int<b>_ch_sym, or a bit width', '8')
-    .option('--lo <fmt|bits>', 'format of the other weights: a format id or a bit width (2, 3, 4)', '2')
-    .option('--r-max <ratio>', 'largest kept share per layer', '0.1')
-    .option('--fixed-ratio <ratio>', 'the fixed-ratio strategy\'s ratio when no budget is given', '0.01')
+    .option('--hi <fmt|bits>', 'format of the kept weights: fp16, int<b>_ch_sym, or a bit width', RATIOS_DEFAULTS.hi)
+    .option('--lo <fmt|bits>', 'format of the other weights: a format id or a bit width (2, 3, 4)', RATIOS_DEFAULTS.lo)
+    .option('--r-max <ratio>', 'largest kept share per layer', String(RATIOS_DEFAULTS.rMax))
+    .option('--fixed-ratio <ratio>', 'the fixed-ratio strategy\'s ratio when no budget is given', String(RATIOS_DEFAULTS.fixedRatio))
     .option('--only <regex>', 'only the weights whose name matches')
     .option('--calib <path>', 'calibration data for ONNX models (.npy/.npz/.json/images; default: synthetic)')
-    .option('--samples <n>', 'calibration samples used', '8')
+    .option('--samples <n>', 'calibration samples used', String(RATIOS_DEFAULTS.samples))
     .option('--providers <list>', 'onnxruntime execution providers to try, comma-separated (CPU is the fallback)')
     .option('--datafree', 'weights only, even for a runnable model')
+    .option('--saliency <kind>', 'ranks each layer\'s weights: magnitude (|w|) or hessian (OBS w²/[H⁻¹]jj on the calibration data)', 'magnitude')
     .option('--seed <n>', 'seed of the sampled interaction pairs and synthetic calibration data', '0')
     .option('--json', 'print the report as JSON')
     .action(async (model: string, flags: RatiosFlags) => {
@@ -62,43 +60,18 @@ export function registerRatios(program: Command): void {
       } catch (e) {
         throw new QuantLensError('bad-option', `--only: not a regular expression: ${(e as Error).message}`, { file: '--only' });
       }
-      const { src, probe, note } = await openSource(model, flags, only, samples, seed);
+      const saliency = parseSaliency(flags.saliency);
+      const providers = flags.providers?.split(',').map((s) => s.trim()).filter(Boolean);
+      const opened = await openRatiosSource(model, { datafree: flags.datafree, calib: flags.calib, samples, seed, providers, only, saliency });
+      const { src, probe, note } = opened;
       if (note) process.stderr.write(`quantlens: ${note}\n`);
       try {
-        const report = await runRatios(src, { hi: flags.hi, lo: flags.lo, budgetBits, rMax, fixedRatio, seed, probe });
+        const report = await runRatios(src, { hi: flags.hi, lo: flags.lo, budgetBits, rMax, fixedRatio, seed, probe, ...opened.saliency });
         process.stdout.write(flags.json ? `${JSON.stringify({ ...report, runtime: note ?? null }, null, 1)}\n` : formatRatios(report));
       } finally {
         await src.close();
       }
     });
-}
-
-/** The weights, and a probe when the model runs here. */
-async function openSource(model: string, flags: RatiosFlags, only: RegExp | undefined, samples: number, seed: number): Promise<{ src: WeightSource; probe?: LossProbe; note?: string }> {
-  const ckpt = await openCheckpoint(model);
-  const onnxFile = ckpt.format === 'onnx' ? (ckpt.files.find((f) => f.endsWith('.onnx')) ?? ckpt.path) : undefined;
-  await ckpt.close();
-  if (!onnxFile || flags.datafree) {
-    if (flags.calib) throw new QuantLensError('bad-option', '--calib needs a runnable ONNX model (and no --datafree)', { file: '--calib' });
-    return { src: await checkpointSource(model, only) };
-  }
-  let runner: ModelRunner;
-  try {
-    runner = await ModelRunner.open(onnxFile, { providers: flags.providers?.split(',').map((s) => s.trim()).filter(Boolean) });
-  } catch (e) {
-    if (!(e instanceof QuantLensError) || flags.calib) throw e;
-    return { src: await checkpointSource(model, only), note: `the model does not run here (${e.message}); weights only, C diagonal` };
-  }
-  try {
-    const calib = await loadCalibration(flags.calib, runner.inputs, { maxSamples: samples, seed });
-    const src = runnerSource(runner);
-    if (only) src.layers = src.layers.filter((l) => only.test(l.name));
-    const data = calib.synthetic ? `synthetic calibration data (${calib.source})` : `calibration data ${path.basename(calib.source)}`;
-    return { src, probe: new OutputErrorProbe(runner, calib.batches), note: `ran on ${runner.provider}; ${data}, ${calib.samples} samples` };
-  } catch (e) {
-    await runner.close();
-    throw e;
-  }
 }
 
 const g4 = (x: number | null | undefined) => (x === null || x === undefined ? '-' : Number.isFinite(x) ? x.toPrecision(4) : String(x));
@@ -108,7 +81,7 @@ export function formatRatios(r: RatiosReport): string {
   const head = [
     `ratios · ${r.model}`,
     `hi ${r.hi}, lo ${r.lo}, r_max ${r.rMax} · budget ${r.budgetBits.toFixed(4)} bits/weight (minimum ${r.minAvgBits.toFixed(4)}, all at r_max ${r.maxAvgBits.toFixed(4)}) · ${r.layers.length} layers, ${humanCount(r.params)} weights`,
-    `predicted loss: ${r.lossModel === 'co-perturbation' ? 'relative output error ΔL (quadratic model, co-perturbation)' : 'relative weight error Σ‖ΔW‖²/Σ‖W‖²'} · saliency: ${r.saliency}`,
+    `predicted loss: ${r.lossModel === 'co-perturbation' ? 'relative output error ΔL (quadratic model, co-perturbation)' : 'relative weight error Σ‖ΔW‖²/Σ‖W‖²'} · saliency: ${r.saliency}${r.saliencyFallback ? ` (${r.saliencyFallback.length} layer(s) by |w|: ${r.saliencyFallback[0].reason})` : ''}`,
     `interactions: ${r.interactions.description}${r.interactions.measured ? ` · ${r.interactions.runs} model runs · ${r.interactions.clippedEigenvalues} negative eigenvalue(s) clipped` : ''}`,
   ].join('\n');
   const strat = formatTable(

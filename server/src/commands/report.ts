@@ -9,8 +9,9 @@ import { writeOutputFile } from '../output';
 import { PlanService } from '../plan/service';
 import { getFormat } from '../quant/registry';
 import { BudgetSolver } from '../report/allocation';
-import type { Allocation } from '../report/charts';
+import { predictedMeasured, type Allocation } from '../report/charts';
 import { plotlySource, renderReportHtml, solutionInput, type ReportInputs } from '../report/html';
+import { findJobResults } from '../report/jobs';
 
 interface ReportFlags {
   html?: string;
@@ -64,6 +65,8 @@ export async function writeReport(model: string, flags: ReportFlags): Promise<st
   const { report, warning } = await analyzeCheckpoint(model, options, { cacheDir, threads });
   if (warning) process.stderr.write(`quantlens: warning: ${warning}\n`);
   const inputs: ReportInputs = { report };
+  // Finished quantize jobs of this model (their .report.json beside it) feed the predicted-vs-measured chart.
+  inputs.jobs = predictedMeasured(await findJobResults(report.model.path));
   if (report.layers.length) {
     const solver = new BudgetSolver(report);
     inputs.frontier = solver.frontier();

@@ -93,65 +93,75 @@ function dequantQ8_0(src: Uint8Array, nb: number, out: Float32Array): void {
   }
 }
 
+// K-quants: super-blocks of QK_K = 256 elements split into 16- or 32-element sub-blocks with their own scales.
+
+/** Decode `nb` super-blocks of `size` bytes: `decode(o, y)` for each, with its byte offset and first element. */
+function eachSuperBlock(nb: number, size: number, decode: (o: number, y: number) => void): void {
+  for (let i = 0; i < nb; i++) decode(i * size, i * QK_K);
+}
+
 /**
- * Q2_K (84 bytes): scales[16] (low nibble scale, high nibble min), qs[64], d, dmin. Each 128-element half
- * reads 32 qs bytes four times (2-bit shifts 0, 2, 4, 6); 16-element sub-block s uses scales[s].
- * x = d·(sc & 15)·q − dmin·(sc >> 4).
+ * The 2-bit walk of Q2_K and Q3_K: each 128-element half h reads its 32 qs bytes (from `qs`) four times, 2-bit
+ * shifts 0, 2, 4, 6; element l of part p of pass j belongs to 16-element sub-block s = 8h + 2j + p and decodes to
+ * dl[s]·q − ml[s]. Q3_K's third bit (hmask at byte `hm` ≥ 0) is bit 4h + j of hmask[16p + l]; when clear, q is
+ * lowered by 4. (The element loop is written twice so that Q2_K does not pay for the bit it lacks.)
  */
-function dequantQ2_K(src: Uint8Array, nb: number, out: Float32Array): void {
-  for (let i = 0, o = 0, y = 0; i < nb; i++, o += 84, y += QK_K) {
-    const d = half(src, o + 80);
-    const dmin = half(src, o + 82);
-    for (let h = 0; h < 2; h++) {
-      const qs = o + 16 + 32 * h;
-      for (let j = 0; j < 4; j++) {
-        const shift = 2 * j;
-        for (let part = 0; part < 2; part++) {
-          const sc = src[o + 8 * h + 2 * j + part];
-          const dl = d * (sc & 15);
-          const ml = dmin * (sc >> 4);
-          const base = y + 128 * h + 32 * j + 16 * part;
-          for (let l = 0; l < 16; l++) out[base + l] = dl * ((src[qs + 16 * part + l] >> shift) & 3) - ml;
+function twoBitK(src: Uint8Array, qs: number, hm: number, y: number, dl: Float64Array, ml: Float64Array, out: Float32Array): void {
+  for (let h = 0; h < 2; h++) {
+    const q0 = qs + 32 * h;
+    for (let j = 0; j < 4; j++) {
+      const shift = 2 * j;
+      const bit = 4 * h + j;
+      for (let part = 0; part < 2; part++) {
+        const s = 8 * h + 2 * j + part;
+        const d = dl[s];
+        const m = ml[s];
+        const base = y + 128 * h + 32 * j + 16 * part;
+        const at = q0 + 16 * part;
+        if (hm < 0) for (let l = 0; l < 16; l++) out[base + l] = d * ((src[at + l] >> shift) & 3) - m;
+        else {
+          const hat = hm + 16 * part;
+          // Branch-free: q2 − 4 + 4·hbit (the bits are noise-like, so a branch would mispredict half the time).
+          for (let l = 0; l < 16; l++) out[base + l] = d * (((src[at + l] >> shift) & 3) - 4 + (((src[hat + l] >> bit) & 1) << 2)) - m;
         }
       }
     }
   }
 }
 
+/** Q2_K (84 bytes): scales[16] (low nibble scale, high nibble min), qs[64], d, dmin. x = d·(sc & 15)·q − dmin·(sc >> 4). */
+function dequantQ2_K(src: Uint8Array, nb: number, out: Float32Array): void {
+  const dl = new Float64Array(16);
+  const ml = new Float64Array(16);
+  eachSuperBlock(nb, 84, (o, y) => {
+    const d = half(src, o + 80);
+    const dmin = half(src, o + 82);
+    for (let s = 0; s < 16; s++) {
+      dl[s] = d * (src[o + s] & 15);
+      ml[s] = dmin * (src[o + s] >> 4);
+    }
+    twoBitK(src, o + 16, -1, y, dl, ml, out);
+  });
+}
+
 /**
- * Q3_K (110 bytes): hmask[32], qs[64], scales[12], d. Quants walk like Q2_K; the third bit of element
- * (h, j, l) is bit 4h + j of hmask[l] and, when clear, subtracts 4. The 16 scales are 6-bit, offset by 32:
+ * Q3_K (110 bytes): hmask[32], qs[64], scales[12], d; x = d·scale·q. The 16 scales are 6-bit, offset by 32:
  * low 4 bits in the nibbles of bytes 0..7 (scale s < 8: low nibble of byte s; s ≥ 8: high nibble of byte s − 8),
  * high 2 bits at bit 2·(s >> 2) of byte 8 + (s & 3).
  */
 function dequantQ3_K(src: Uint8Array, nb: number, out: Float32Array): void {
-  const scales = new Int32Array(16);
-  for (let i = 0, o = 0, y = 0; i < nb; i++, o += 110, y += QK_K) {
+  const dl = new Float64Array(16);
+  const noMin = new Float64Array(16);
+  eachSuperBlock(nb, 110, (o, y) => {
     const d = half(src, o + 108);
     const sb = o + 96;
     for (let s = 0; s < 16; s++) {
       const low = s < 8 ? src[sb + s] & 15 : src[sb + s - 8] >> 4;
       const high = (src[sb + 8 + (s & 3)] >> (2 * (s >> 2))) & 3;
-      scales[s] = (low | (high << 4)) - 32;
+      dl[s] = d * ((low | (high << 4)) - 32);
     }
-    for (let h = 0; h < 2; h++) {
-      const qs = o + 32 + 32 * h;
-      for (let j = 0; j < 4; j++) {
-        const shift = 2 * j;
-        const bit = 4 * h + j;
-        for (let part = 0; part < 2; part++) {
-          const dl = d * scales[8 * h + 2 * j + part];
-          const base = y + 128 * h + 32 * j + 16 * part;
-          for (let l = 0; l < 16; l++) {
-            const k = 16 * part + l;
-            // Branch-free: q2 − 4 + 4·hbit (the bits are noise-like, so a branch would mispredict half the time).
-            const q = ((src[qs + k] >> shift) & 3) - 4 + (((src[o + k] >> bit) & 1) << 2);
-            out[base + l] = dl * q;
-          }
-        }
-      }
-    }
-  }
+    twoBitK(src, o + 32, o, y, dl, noMin, out);
+  });
 }
 
 /**
@@ -170,52 +180,48 @@ function scaleMinK4(src: Uint8Array, p: number, j: number, into: Int32Array): vo
 }
 
 /**
- * Q4_K (144 bytes): d, dmin, scales[12], qs[128]. Each 64-element chunk c reads 32 qs bytes: low nibbles are
- * sub-block 2c, high nibbles sub-block 2c + 1. x = d·sc·q − dmin·m.
+ * Q4_K (144 bytes: d, dmin, scales[12], qs[128]) and Q5_K (176 bytes: the same with qh[32] before qs) in the
+ * super-block at byte `o`: each 64-element chunk c reads 32 qs bytes: low nibbles are sub-block 2c, high nibbles
+ * sub-block 2c + 1; Q5_K's fifth bit (qh at byte `hm` ≥ 0) is bit 2c (low) / 2c + 1 (high) of qh[l].
+ * x = d·sc·q − dmin·m. (The element loop is written twice so that Q4_K does not pay for the bit it lacks.)
  */
-function dequantQ4_K(src: Uint8Array, nb: number, out: Float32Array): void {
-  const a = new Int32Array(2);
-  const b = new Int32Array(2);
-  for (let i = 0, o = 0, y = 0; i < nb; i++, o += 144, y += QK_K) {
-    const d = half(src, o);
-    const dmin = half(src, o + 2);
-    for (let c = 0; c < 4; c++) {
-      scaleMinK4(src, o + 4, 2 * c, a);
-      scaleMinK4(src, o + 4, 2 * c + 1, b);
-      const d1 = d * a[0], m1 = dmin * a[1], d2 = d * b[0], m2 = dmin * b[1];
-      const qs = o + 16 + 32 * c;
-      const base = y + 64 * c;
+function nibbleK(src: Uint8Array, o: number, qsAt: number, hm: number, y: number, a: Int32Array, b: Int32Array, out: Float32Array): void {
+  const d = half(src, o);
+  const dmin = half(src, o + 2);
+  for (let c = 0; c < 4; c++) {
+    scaleMinK4(src, o + 4, 2 * c, a);
+    scaleMinK4(src, o + 4, 2 * c + 1, b);
+    const d1 = d * a[0], m1 = dmin * a[1], d2 = d * b[0], m2 = dmin * b[1];
+    const b1 = 2 * c;
+    const qs = o + qsAt + 32 * c;
+    const base = y + 64 * c;
+    if (hm < 0) {
       for (let l = 0; l < 32; l++) {
         const q = src[qs + l];
         out[base + l] = d1 * (q & 15) - m1;
         out[base + 32 + l] = d2 * (q >> 4) - m2;
       }
-    }
-  }
-}
-
-/** Q5_K (176 bytes): d, dmin, scales[12], qh[32], qs[128]; as Q4_K plus a fifth bit: bit 2c (low) / 2c + 1 (high) of qh[l]. */
-function dequantQ5_K(src: Uint8Array, nb: number, out: Float32Array): void {
-  const a = new Int32Array(2);
-  const b = new Int32Array(2);
-  for (let i = 0, o = 0, y = 0; i < nb; i++, o += 176, y += QK_K) {
-    const d = half(src, o);
-    const dmin = half(src, o + 2);
-    for (let c = 0; c < 4; c++) {
-      scaleMinK4(src, o + 4, 2 * c, a);
-      scaleMinK4(src, o + 4, 2 * c + 1, b);
-      const d1 = d * a[0], m1 = dmin * a[1], d2 = d * b[0], m2 = dmin * b[1];
-      const b1 = 2 * c;
-      const qs = o + 48 + 32 * c;
-      const base = y + 64 * c;
+    } else {
       for (let l = 0; l < 32; l++) {
         const q = src[qs + l];
-        const hb = src[o + 16 + l];
+        const hb = src[hm + l];
         out[base + l] = d1 * ((q & 15) | (((hb >> b1) & 1) << 4)) - m1;
         out[base + 32 + l] = d2 * ((q >> 4) | (((hb >> (b1 + 1)) & 1) << 4)) - m2;
       }
     }
   }
+}
+
+function dequantQ4_K(src: Uint8Array, nb: number, out: Float32Array): void {
+  const a = new Int32Array(2);
+  const b = new Int32Array(2);
+  eachSuperBlock(nb, 144, (o, y) => nibbleK(src, o, 16, -1, y, a, b, out));
+}
+
+function dequantQ5_K(src: Uint8Array, nb: number, out: Float32Array): void {
+  const a = new Int32Array(2);
+  const b = new Int32Array(2);
+  eachSuperBlock(nb, 176, (o, y) => nibbleK(src, o, 48, o + 16, y, a, b, out));
 }
 
 /**
@@ -225,7 +231,7 @@ function dequantQ5_K(src: Uint8Array, nb: number, out: Float32Array): void {
  * d·scales[e >> 4].
  */
 function dequantQ6_K(src: Uint8Array, nb: number, out: Float32Array): void {
-  for (let i = 0, o = 0, y = 0; i < nb; i++, o += 210, y += QK_K) {
+  eachSuperBlock(nb, 210, (o, y) => {
     const d = half(src, o + 208);
     for (let h = 0; h < 2; h++) {
       const ql = o + 64 * h;
@@ -248,7 +254,7 @@ function dequantQ6_K(src: Uint8Array, nb: number, out: Float32Array): void {
         }
       }
     }
-  }
+  });
 }
 
 // [id, ggml name, block size, bytes per block, dequantizer]. Ids 4, 5 (Q4_2/Q4_3) and 31..33, 36..38 (repacked

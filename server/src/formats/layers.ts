@@ -2,6 +2,11 @@
 // name-only formats (safetensors, PyTorch, GGUF). ONNX refines both from the graph.
 import type { LayerRef, TensorInfo, WeightLayout } from './types';
 
+/** A layer's path as users see it: `block.layer`, or just the layer for tensors outside repeated blocks. */
+export function layerPath(ref: Pick<LayerRef, 'block' | 'layer'>): string {
+  return ref.block === '(root)' ? ref.layer : `${ref.block}.${ref.layer}`;
+}
+
 /** Final name components that name a parameter of a layer rather than the layer itself. */
 const PARAM_SUFFIX =
   /\.(weight|bias|w_\d+|b_\d+|w|b|scale|scales|qweight|qzeros|g_idx|zeros|weight_scale|weight_zero_point|input_scale|running_mean|running_var|num_batches_tracked|gamma|beta|embedding|kernel)$/;

@@ -49,7 +49,7 @@ export function qualifiedOp(n: onnx.INodeProto): string {
 export function walkGraph(main: onnx.IGraphProto, where: Location): GraphWalk {
   const out: GraphWalk = { nodes: [], sources: [], subgraphs: 0 };
   const visit = (g: onnx.IGraphProto, graph: string, depth: number): void => {
-    check(depth <= MAX_DEPTH, 'too-deep', `subgraphs nested more than ${MAX_DEPTH} deep at ${graph}`, where);
+    check(depth <= MAX_DEPTH, 'too-deep', `subgraphs nested more than ${MAX_DEPTH} deep at ${graph}`, { ...where, tensor: graph });
     for (const t of g.initializer ?? []) out.sources.push({ name: t.name ?? '', kind: 'initializer', graph, tensor: t });
     for (const s of g.sparseInitializer ?? []) out.sources.push(sparseSource(s, 'sparse_initializer', graph));
     (g.node ?? []).forEach((n, i) => {

@@ -30,6 +30,15 @@ const LAYOUT_ROLES: Record<string, WeightLayout | 'gemm'> = {
   'com.microsoft.GatherBlockQuantized:0': 'embedding',
 };
 
+/**
+ * Does a consumer use the tensor as a weight (a layout-bearing slot of a linear/conv/embedding/recurrent op, or
+ * the packed input of a quantized form)? Constant tables a graph only slices, adds or multiplies (rotary
+ * cos/sin, causal masks) are not weights.
+ */
+export function isWeightUse(c: { op: string; input: number }): boolean {
+  return `${c.op}:${c.input}` in LAYOUT_ROLES || QUANT_ROLES[c.op]?.packed === c.input;
+}
+
 export function layoutOf(rank: number, uses: readonly Use[]): WeightLayout {
   if (rank <= 1) return 'vector';
   for (const u of uses) {

@@ -714,7 +714,9 @@ class Machine {
 
   private fail(code: string, detail: string): never {
     const where: Location = { file: this.opts.file };
+    // Stored pickles have a file offset; a deflated one is located by its member name (the byte is in the message).
     if (this.opts.base !== undefined) where.offset = this.opts.base + this.at;
+    else where.tensor = this.label;
     throw new QuantLensError(code, `${detail} (${this.label} byte ${this.at})`, where);
   }
 }

@@ -9,6 +9,8 @@ import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import * as yauzl from 'yauzl';
 import { check, LIMITS, QuantLensError, type Location } from './errors';
+import { isObject, parseJsonObject, type JsonObject } from './json';
+import { zipCursor } from './zip-cursor';
 import { checkShardInside, plainCheckpoint } from './plain-checkpoint';
 import { RandomAccessFile } from './file';
 import { FLOAT_DTYPES, shapeSize } from './dtypes';
@@ -143,7 +145,7 @@ async function listZip(f: RandomAccessFile): Promise<ZipEntry[]> {
     }
     return out;
   } catch (e) {
-    throw zipError(e, where, 'invalid zip directory');
+    throw zipError(e, { ...where, offset: zipCursor(zip) }, 'invalid zip directory');
   } finally {
     zip.on('error', () => undefined); // nothing left to report after close
     zip.close();
@@ -450,26 +452,19 @@ function tensorInfo(name: string, ref: TensorRef, e: ZipEntry, dataStart: number
 // ---------------------------------------------------------------------------------------------
 // Sharded: `pytorch_model.bin.index.json` → {metadata?, weight_map: {tensor: shard file}}
 
-type JsonObject = Record<string, unknown>;
-const isObject = (v: unknown): v is JsonObject => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 async function openIndex(p: string): Promise<Checkpoint> {
   const file = path.resolve(p);
   const dir = path.dirname(file);
   const f = await openFile(file, { file });
-  let root: unknown;
+  let root: JsonObject;
   try {
     check(f.size <= LIMITS.maxHeaderBytes, 'too-large', `index of ${f.size} bytes exceeds ${LIMITS.maxHeaderBytes} bytes`, { file });
-    const text = new TextDecoder().decode(await f.read(0, f.size, 'index'));
-    try {
-      root = JSON.parse(text);
-    } catch (e) {
-      throw new QuantLensError('bad-json', `invalid JSON in shard index: ${(e as Error).message}`, { file });
-    }
+    root = parseJsonObject(await f.read(0, f.size, 'index'), file, 0, 'shard index');
   } finally {
     await f.close();
   }
-  check(isObject(root) && isObject(root.weight_map), 'bad-index', 'shard index must be an object with weight_map: {tensor: shard file}', { file });
+  check(isObject(root.weight_map), 'bad-index', 'shard index must be an object with weight_map: {tensor: shard file}', { file });
   const map = root.weight_map as JsonObject;
   const entries = Object.entries(map);
   check(entries.length > 0 && entries.length <= LIMITS.maxTensors, 'bad-index', `weight_map lists ${entries.length} tensors (expected 1..${LIMITS.maxTensors})`, { file });

@@ -21,7 +21,31 @@ export function layerOutputPath(model: string, layer: string, format: string | u
   return path.join(path.dirname(model), `${base}.${safe(layer)}.${safe(format ?? 'plan')}.quant.onnx`);
 }
 
-export async function quantizeLayer(job: LayerJob, run: { signal?: AbortSignal; onProgress?: (pct: number, message: string) => void } = {}): Promise<QuantizeLayerResult> {
+export interface JobRun {
+  signal?: AbortSignal;
+  onProgress?: (pct: number, message: string) => void;
+}
+
+/** Runs a quantize job on the queue (a worker thread), answered from the job cache when its inputs are unchanged. */
+export async function cachedQuantize(req: QuantizeRequest, run: JobRun): Promise<{ report: QuantizeReport; cached: boolean; waitedFor: number }> {
+  let waitedFor = 0;
+  const key = await results.key(req);
+  const hit = await results.get(key);
+  const report =
+    hit ??
+    (await jobs.add({
+      signal: run.signal,
+      onWait: (ahead) => {
+        waitedFor = Math.max(waitedFor, ahead);
+        if (ahead > 0) run.onProgress?.(0, `waiting for ${ahead} job${ahead > 1 ? 's' : ''} ahead`);
+      },
+      run: () => runQuantizeInWorker(req, { signal: run.signal, onProgress: (f, m) => run.onProgress?.(100 * f, m) }),
+    }));
+  if (!hit) await results.set(key, report.output, report);
+  return { report, cached: hit !== undefined, waitedFor };
+}
+
+export async function quantizeLayer(job: LayerJob, run: JobRun = {}): Promise<QuantizeLayerResult> {
   const start = Date.now();
   const req: QuantizeRequest = {
     model: job.model,
@@ -37,20 +61,7 @@ export async function quantizeLayer(job: LayerJob, run: { signal?: AbortSignal; 
     out: job.out ?? layerOutputPath(job.model, job.layer, job.format),
     force: job.out === undefined,
   };
-  let waitedFor = 0;
-  const key = await results.key(req);
-  const hit = await results.get(key);
-  const report =
-    hit ??
-    (await jobs.add({
-    signal: run.signal,
-    onWait: (ahead) => {
-      waitedFor = Math.max(waitedFor, ahead);
-      if (ahead > 0) run.onProgress?.(0, `waiting for ${ahead} job${ahead > 1 ? 's' : ''} ahead`);
-    },
-      run: () => runQuantizeInWorker(req, { signal: run.signal, onProgress: (f, m) => run.onProgress?.(100 * f, m) }),
-    }));
-  if (!hit) await results.set(key, report.output, report);
+  const { report, cached, waitedFor } = await cachedQuantize(req, run);
   const w = report.weights[0];
   const e = report.evaluation!;
   const m = report.metrics!;
@@ -70,7 +81,7 @@ export async function quantizeLayer(job: LayerJob, run: { signal?: AbortSignal; 
       sizeBytes: report.sizeBytes.quantized - report.sizeBytes.original,
     },
     waitedFor,
-    cached: hit !== undefined,
+    cached,
     ms: Date.now() - start,
     report,
   };

@@ -6,16 +6,20 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { loadCalibration } from '../calib';
 import { check, QuantLensError } from '../formats/errors';
-import { writeOutputFile } from '../output';
+import { layerPath } from '../formats/layers';
+import { openCheckpoint } from '../formats/registry';
+import { writeOutputFiles } from '../output';
 import type { TensorAssignment } from '../plan';
 import { PlanService, planState } from '../plan/service';
 import { didYouMean } from '../plan/suggest';
 import { getFormat, QuantInputError, UnknownFormatError, type NumberFormat } from '../quant';
+import { jobHtmlPath, jobReportHtml } from '../report/job-html';
 import { captureHessians } from '../runtime/capture';
 import { ModelRunner, type RunnerWeight } from '../runtime/model-runner';
 import { traceScore } from '../sensitivity/hessian';
 import { ModelPair, readLabels, type EvalMetrics, type EvalResult } from './evaluate';
 import { gptqQuantize } from './gptq';
+import { quantizeMixed, type MixedRequest, type MixedSummary } from './mixed-job';
 import { buildQuantizedModel, defaultOutputPath, type QuantizedTensor, type WrittenWeight } from './quantize';
 
 export type QuantMethod = 'rtn' | 'gptq';
@@ -32,6 +36,8 @@ export interface QuantizeRequest {
   out?: string;
   force?: boolean;
   method?: QuantMethod;
+  /** The mixed high-impact quantizer (b_hi/b_lo with per-layer ratios; jobs/mixed-job.ts) instead of a plan or layer. */
+  mixed?: MixedRequest;
   /** Evaluation data (any calibration form); absent: the synthetic generator; false: no evaluation. */
   eval?: string | false;
   /** Class ids (.npy) for accuracy. */
@@ -64,6 +70,8 @@ export interface QuantizeReport {
   weights: WeightReport[];
   /** Weights the plan assigned that cannot be quantized here, with the reason. */
   skipped: { name: string; reason: string }[];
+  /** Mixed high-impact jobs: formats, ratios, exact bits, the time of each step. */
+  mixed?: MixedSummary;
   /** Measured: original vs quantized outputs (null when evaluation was turned off). */
   metrics: EvalMetrics | null;
   /** Predicted from the weights (and Hessians where captured). */
@@ -72,6 +80,8 @@ export interface QuantizeReport {
   evaluation?: Omit<EvalResult, 'metrics' | 'sizeBytes'> & { data: { source: string; synthetic: boolean; samples: number } };
   /** The JSON report written beside the output. */
   report?: string;
+  /** The HTML report beside it (tables and charts, opens offline). */
+  reportHtml?: string;
 }
 
 /** `<output without .onnx>.report.json`. */
@@ -105,17 +115,24 @@ export async function runQuantize(req: QuantizeRequest, hooks: JobHooks = {}): P
   let built: Awaited<ReturnType<typeof buildQuantizedModel>>;
   const reports = new Map<string, { relMse: number; hessian?: number; params: number }>();
   let skipped: { name: string; reason: string }[];
+  let mixed: MixedSummary | undefined;
   try {
-    const resolved = await assignments(req, runner);
+    const resolved = req.mixed ? { list: [], skipped: [] } : await assignments(req, runner);
     skipped = resolved.skipped;
-    check(resolved.list.length > 0, 'nothing-to-do', 'no weight to quantize: the plan assigns no format to any MatMul/Gemm/Conv weight', { file: req.plan ?? model });
+    progress(0, 'quantizing');
+    check(req.mixed || resolved.list.length > 0, 'nothing-to-do', 'no weight to quantize: the plan assigns no format to any MatMul/Gemm/Conv weight', { file: req.plan ?? model });
     const tensors: QuantizedTensor[] = [];
     const quantized = (a: Assignment, values: Float32Array, codes: Int32Array | undefined, w: Float32Array, hessian?: number) => {
       tensors.push({ name: a.weight.name, shape: a.weight.shape, layout: a.weight.layout, format: a.format, values, codes });
       reports.set(a.weight.name, { relMse: relMse(w, values), params: w.length, ...(hessian !== undefined ? { hessian } : {}) });
       progress(0.6 * (tensors.length / resolved.list.length), `quantized ${a.weight.name}`);
     };
-    if (method === 'gptq') await gptqAll(req, runner, resolved.list, quantized, hooks);
+    if (req.mixed) {
+      const mx = await quantizeMixed(req, req.mixed, runner, hooks);
+      tensors.push(...mx.tensors);
+      for (const t of mx.tensors) reports.set(t.name, { relMse: relMse(runner.read(t.name), t.values), params: t.values.length, ...(mx.hessian.has(t.name) ? { hessian: mx.hessian.get(t.name)! } : {}) });
+      mixed = mx.summary;
+    } else if (method === 'gptq') await gptqAll(req, runner, resolved.list, quantized, hooks);
     else {
       for (const a of resolved.list) {
         signal?.throwIfAborted();
@@ -142,6 +159,7 @@ export async function runQuantize(req: QuantizeRequest, hooks: JobHooks = {}): P
     simulated: weights.some((w) => w.simulated),
     weights,
     skipped,
+    ...(mixed ? { mixed } : {}),
     metrics: null,
     predicted,
     sizeBytes: { original: (await fsp.stat(model)).size, quantized: built.bytes.length },
@@ -149,6 +167,7 @@ export async function runQuantize(req: QuantizeRequest, hooks: JobHooks = {}): P
   if (req.eval !== false) {
     signal?.throwIfAborted();
     progress(0.65, 'evaluating');
+    const evalStart = Date.now();
     const pair = await ModelPair.open(model, { bytes: built.bytes, name: out }, { providers: req.providers, threads: req.threads });
     try {
       const data = await pair.load(req.eval, { maxSamples: req.samples, batchSize: req.batchSize, seed: req.seed });
@@ -161,17 +180,25 @@ export async function runQuantize(req: QuantizeRequest, hooks: JobHooks = {}): P
       report.metrics = metrics;
       report.executionProvider = rest.executionProvider;
       report.evaluation = { ...rest, data: { source: data.source, synthetic: data.synthetic, samples: data.samples } };
+      if (mixed) mixed.timings.evaluate = Date.now() - evalStart;
     } finally {
       await pair.close();
     }
   }
   signal?.throwIfAborted();
   progress(0.97, 'writing the output');
-  const inputs = [model, ...(req.plan ? [path.resolve(req.plan)] : [])];
-  await writeOutputFile(out, built.bytes, { overwrite: req.force, inputs });
-  // The report accompanies the model just written: it replaces an earlier report of that output.
+  const inputs = [model, ...[req.plan, req.mixed?.ratiosFile].filter((f) => f !== undefined).map((f) => path.resolve(f))];
+  // The reports accompany the model written here: they replace earlier reports of that output. The HTML is
+  // rendered first so that a failure there leaves no output either.
   report.report = reportPath(out);
-  await writeOutputFile(report.report, `${JSON.stringify(report, null, 1)}\n`, { overwrite: true, inputs });
+  const html = await jobReportHtml(report);
+  if (html !== undefined) report.reportHtml = jobHtmlPath(out);
+  // All or nothing: a full disk on the (large) HTML report must not leave the model and JSON behind.
+  await writeOutputFiles([
+    { target: out, data: built.bytes, opts: { overwrite: req.force, inputs } },
+    { target: report.report, data: `${JSON.stringify(report, null, 1)}\n`, opts: { overwrite: true, inputs } },
+    ...(html !== undefined ? [{ target: jobHtmlPath(out), data: html, opts: { overwrite: true, inputs } }] : []),
+  ]);
   progress(1, 'done');
   return report;
 }
@@ -245,14 +272,18 @@ async function assignments(req: QuantizeRequest, runner: ModelRunner): Promise<{
   };
   const planned = req.plan ? await planAssignment(req, runner.file) : undefined;
   if (req.layer !== undefined) {
-    const w = runner.weights.find((x) => x.name === req.layer) ?? runner.weights.find((x) => x.node === req.layer);
-    if (!w) {
+    const exact = runner.weights.find((x) => x.name === req.layer) ?? runner.weights.find((x) => x.node === req.layer);
+    const chosen = exact ? [exact] : await layerWeights(runner, req.layer);
+    if (chosen.length === 0) {
       const near = didYouMean(req.layer, runner.weights.map((x) => x.name));
-      throw new QuantLensError('unknown-layer', `no MatMul/Gemm/Conv weight or node named "${req.layer}"${near ? ` (did you mean ${near}?)` : ''}`, { file: runner.file, tensor: req.layer });
+      throw new QuantLensError('unknown-layer', `no MatMul/Gemm/Conv weight, node or layer named "${req.layer}"${near ? ` (did you mean ${near}?)` : ''}`, { file: runner.file, tensor: req.layer });
     }
-    const id = req.format ?? planned?.assignment.get(w.name)?.format ?? undefined;
-    if (!id) throw new QuantLensError('no-format', `no format for ${w.name}: pass --format${req.plan ? ', or give it one in the plan' : ' or --plan'}`, { file: req.plan ?? runner.file, tensor: w.name });
-    return { list: [{ weight: w, format: format(id, req.format ? '--format' : req.plan!) }], skipped: [] };
+    const list = chosen.map((w) => {
+      const id = req.format ?? planned?.assignment.get(w.name)?.format ?? undefined;
+      if (!id) throw new QuantLensError('no-format', `no format for ${w.name}: pass --format${req.plan ? ', or give it one in the plan' : ' or --plan'}`, { file: req.plan ?? runner.file, tensor: w.name });
+      return { weight: w, format: format(id, req.format ? '--format' : req.plan!) };
+    });
+    return { list, skipped: [] };
   }
   check(planned, 'bad-option', 'give a plan (--plan) or one layer with --layer and --format', { file: runner.file });
   const list: Assignment[] = [];
@@ -267,6 +298,17 @@ async function assignments(req: QuantizeRequest, runner: ModelRunner): Promise<{
     .filter(([name, a]) => a.format && a.rule >= 0 && !known.has(name) && !planned.vectors.has(name))
     .map(([name]) => ({ name, reason: 'not a MatMul/Gemm/Conv weight of the main graph (only those are rewritten)' }));
   return { list, skipped };
+}
+
+/** The rewritable weights of a layer named by its path (`block.layer`, as the explorer and outline name it). */
+async function layerWeights(runner: ModelRunner, layer: string): Promise<RunnerWeight[]> {
+  const ckpt = await openCheckpoint(runner.file);
+  try {
+    const inLayer = new Set(ckpt.tensors.filter((t) => layerPath(t.layer) === layer).map((t) => t.name));
+    return runner.weights.filter((w) => inLayer.has(w.name));
+  } finally {
+    await ckpt.close();
+  }
 }
 
 /** Tensor name → decision from the plan, resolved against `model` (which replaces the plan's `model:`); and the tensors of rank < 2. */

@@ -38,6 +38,8 @@ export interface QuantizedTensor {
   values: Float32Array;
   /** Integer codes as the formats module reports them; without them the weight is written simulated. */
   codes?: Int32Array;
+  /** Written as fake-quantized floats whatever the format (mixed-precision layers): the label and why. */
+  simulated?: { format: string; reason: string };
 }
 
 export interface WrittenWeight {
@@ -106,6 +108,11 @@ export async function buildQuantizedModel(src: string, outDir: string, tensors: 
   for (const q of tensors) {
     const t = rw.tensor(q.name);
     const dtype = dtypeOf(t.dataType ?? 0);
+    if (q.simulated) {
+      setFloatData(t, dtype, q.values, { file, tensor: q.name });
+      weights.push({ name: q.name, format: q.simulated.format, storage: floatStorage(dtype), simulated: true, reason: q.simulated.reason });
+      continue;
+    }
     const info = intFormatInfo(q.format);
     let why = packable(q.format, q.shape, q.layout);
     if (!why && dtype !== 'F32' && dtype !== 'F16') why = `${dtype} weights have no DequantizeLinear output type`;
@@ -124,7 +131,7 @@ export async function buildQuantizedModel(src: string, outDir: string, tensors: 
       weights.push({ name: q.name, format: q.format.id, storage: `MatMulNBits(${packed.type.endsWith('4') ? 4 : 8})`, simulated: false });
     } else {
       setFloatData(t, dtype, q.values, { file, tensor: q.name });
-      weights.push({ name: q.name, format: q.format.id, storage: dtype === 'F16' ? 'float16' : dtype === 'F64' ? 'float64' : 'float32', simulated: true, reason: why });
+      weights.push({ name: q.name, format: q.format.id, storage: floatStorage(dtype), simulated: true, reason: why });
     }
   }
   rw.finish();
@@ -143,6 +150,8 @@ export async function writeQuantizedModel(src: string, out: string, tensors: rea
   await writeOutputFile(target, built.bytes, { overwrite: opts.overwrite, inputs: [path.resolve(src), ...(opts.inputs ?? [])] });
   return { output: target, bytes: built.bytes.length, weights: built.weights };
 }
+
+const floatStorage = (dtype: string) => (dtype === 'F16' ? 'float16' : dtype === 'F64' ? 'float64' : 'float32');
 
 function setFloatData(t: onnx.ITensorProto, dtype: string, values: Float32Array, where: { file: string; tensor: string }): void {
   let raw: Uint8Array;

@@ -11,6 +11,7 @@
 // without `**` always matches exactly one name part, so each such part narrows the candidates to the tensors
 // holding a matching part; the candidate lists are intersected and only the survivors run the full RegExp.
 
+import { layerPath } from '../formats/layers';
 import type { WeightLayout } from '../formats/types';
 
 export interface PlanTensor {
@@ -222,10 +223,7 @@ function skipClass(src: string, i: number): number {
   return i;
 }
 
-/** `block.layer`, or just the layer for tensors outside repeated blocks. */
-export function layerPath(layer: PlanTensor['layer']): string {
-  return layer.block === '(root)' ? layer.layer : `${layer.block}.${layer.layer}`;
-}
+export { layerPath };
 
 /** Length of the name prefix that equals the layer path (ending at a dot or the end), or -1. */
 function pathPrefixLength(t: PlanTensor): number {

@@ -65,7 +65,8 @@ class Walker {
     for (const pair of node.items as Pair<Node | null, Node | null>[]) {
       const keyNode = pair.key;
       const keyRange = keyNode ? this.range(keyNode) : this.range(node);
-      const key = isScalar(keyNode) ? String(keyNode.value) : keyNode ? keyNode.toString() : '';
+      // A collection used as a key is named, never stringified: rendering a deeply nested key is exponential in its depth.
+      const key = isScalar(keyNode) ? String(keyNode.value) : keyNode ? `<${isSeq(keyNode) ? 'sequence' : 'mapping'} key>` : '';
       if (!known.includes(key)) {
         const s = didYouMean(key, known);
         this.add(keyRange, 'warning', 'unknown-key',

@@ -3,6 +3,7 @@
 // only data colours (colour scales, the two bit shares) are fixed here.
 import type { Data, Layout } from 'plotly.js';
 import type { AnalysisReport, LayerReport } from '../analysis/types';
+import type { JobResult } from '../protocol';
 import { spearman } from '../sensitivity/agreement';
 
 export interface Chart {
@@ -48,9 +49,19 @@ const collator = new Intl.Collator('en', { numeric: true });
 /** Where a layer sits outside the numbered blocks: embeddings before them, heads and final norms after. */
 const stage = (l: LayerReport): number => (/\d/.test(l.block) ? 1 : /embed|tok|wte|wpe/i.test(l.name) ? 0 : 2);
 
-/** Layers in model depth order: embeddings, numbered blocks (0, 1, …, 10, numerically), the rest; then by name. */
+/**
+ * Data-flow order of the usual sublayers inside a transformer block (Hugging Face, GGUF, GPT-2 names): attention
+ * q, k, v, output, then the MLP's gate, up, down. Other names come after them.
+ */
+const SUBLAYERS = [/q_proj|attn_q\b|query|c_attn/, /k_proj|attn_k\b|key/, /v_proj|attn_v\b|value/, /o_proj|attn_output|out_proj|attn\.c_proj/, /gate_proj|ffn_gate|w1\b/, /up_proj|ffn_up|w3\b|c_fc/, /down_proj|ffn_down|w2\b|mlp\.c_proj/];
+const sublayer = (l: LayerReport): number => {
+  const i = SUBLAYERS.findIndex((re) => re.test(l.name));
+  return i < 0 ? SUBLAYERS.length : i;
+};
+
+/** Layers in model depth order: embeddings, numbered blocks (0, 1, …, 10, numerically), the rest; in a block, data-flow order, then by name. */
 export function depthOrder(layers: readonly LayerReport[]): LayerReport[] {
-  return [...layers].sort((a, b) => stage(a) - stage(b) || collator.compare(a.block, b.block) || collator.compare(a.name, b.name));
+  return [...layers].sort((a, b) => stage(a) - stage(b) || collator.compare(a.block, b.block) || sublayer(a) - sublayer(b) || collator.compare(a.name, b.name));
 }
 
 /** Bits per weight of each layer by depth: one format for all, or an allocation (stacked hi/lo shares when it keeps weights). */
@@ -266,6 +277,17 @@ export function predictedMeasuredChart(pairs: readonly PredictedMeasured[], unit
       yaxis: { title: { text: `measured ${units}` }, ...scale },
     },
   };
+}
+
+/** Axis words of the jobs chart: the weights' predicted error against what the model's output measured. */
+export const JOB_ERROR_UNITS = 'relative error';
+
+/**
+ * Chart points of finished jobs (those that were evaluated): predicted ‖ΔW‖²/‖W‖² of the quantized weights vs the
+ * measured relative error of the model output, 10^(−SQNR/10).
+ */
+export function predictedMeasured(jobs: readonly JobResult[]): PredictedMeasured[] {
+  return jobs.filter((j) => j.measured !== null).map((j) => ({ name: j.name, predicted: j.predictedRelMse, measured: j.measured!.relMse }));
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   groupMapChart,
   groupMapLayer,
   heatmapChart,
+  JOB_ERROR_UNITS,
   lowestBitFormat,
   paretoChart,
   predictedMeasuredChart,
@@ -80,7 +81,12 @@ export function reportSections(inp: ReportInputs): ReportSection[] {
   }
   sections.push(
     inp.jobs?.length
-      ? { id: 'jobs', heading: 'Predicted vs measured', caption: 'Finished quantize-and-evaluate jobs.', chart: predictedMeasuredChart(inp.jobs) }
+      ? {
+          id: 'jobs',
+          heading: 'Predicted vs measured',
+          caption: `${inp.jobs.length} finished quantize-and-evaluate job(s): predicted ‖ΔW‖²/‖W‖² of the quantized weights vs the measured relative error of the output, 10^(−SQNR/10).`,
+          chart: predictedMeasuredChart(inp.jobs, JOB_ERROR_UNITS),
+        }
       : { id: 'jobs', heading: 'Predicted vs measured', caption: '', note: 'No finished quantization jobs for this model yet.' },
   );
   return sections;
@@ -113,7 +119,7 @@ export function plotlySource(): string {
   throw new QuantLensError('no-plotly', `plotly.js-dist-min is not installed where QuantLens runs (${tried.join('; ')})`, { file: 'plotly.js-dist-min' });
 }
 
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 /** JSON inside <script>: `<` escaped so no string can close the element. */
 const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 const sha256 = (s: string) => `'sha256-${createHash('sha256').update(s, 'utf8').digest('base64')}'`;
@@ -149,13 +155,34 @@ section { background: var(--card); border-radius: 6px; padding: 16px; margin: 16
 export function renderReportHtml(inp: ReportInputs, plotly: string, generated = new Date()): string {
   const { report } = inp;
   const m = report.model;
-  const sections = reportSections(inp);
-  const charts = sections.filter((s) => s.chart).map((s) => ({ id: s.id, data: s.chart!.data, layout: s.chart!.layout }));
   const rows = report.formats.map((f) => {
     const t = m.totals[f.id];
     return `<tr><td>${escapeHtml(f.id)}</td><td>${t ? t.bitsPerWeight.toFixed(3) : '—'}</td><td>${t ? humanBytes(t.bytes) : '—'}</td><td>${t ? t.relMse.toExponential(2) : '—'}</td><td>${t?.sqnrDb == null ? 'exact' : t.sqnrDb.toFixed(1)}</td></tr>`;
   });
-  const body = sections.map((s) => {
+  return renderPage(
+    {
+      title: `QuantLens report — ${path.basename(m.path)}`,
+      summary: `${m.path} · ${m.format} · ${humanCount(m.analyzedParams)} of ${humanCount(m.params)} parameters analyzed in ${m.analyzedTensors} of ${m.tensors} tensors · ${report.options.sample === null ? 'full scan' : `sampled ${(report.options.sample * 100).toPrecision(3)} % of rows`} · generated ${generated.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+      tables: `<table><thead><tr><th>format</th><th>bits/weight</th><th>size</th><th>relative MSE</th><th>SQNR dB</th></tr></thead><tbody>${rows.join('')}</tbody></table>`,
+      sections: reportSections(inp),
+    },
+    plotly,
+  );
+}
+
+export interface Page {
+  title: string;
+  /** The muted line under the title (plain text). */
+  summary: string;
+  /** HTML (escaped by the caller) shown between the summary and the charts. */
+  tables: string;
+  sections: ReportSection[];
+}
+
+/** A self-contained page: the charts' data as JSON, Plotly and the renderer inlined, admitted by hash in the CSP. */
+export function renderPage(page: Page, plotly: string): string {
+  const charts = page.sections.filter((s) => s.chart).map((s) => ({ id: s.id, data: s.chart!.data, layout: s.chart!.layout }));
+  const body = page.sections.map((s) => {
     const inner = s.chart ? `<div class="chart" id="chart-${s.id}"></div>` : `<p class="note">${escapeHtml(s.note ?? '')}</p>`;
     return `<section><h2>${escapeHtml(s.heading)}</h2><p class="caption">${escapeHtml(s.caption)}</p>${inner}</section>`;
   });
@@ -164,12 +191,12 @@ export function renderReportHtml(inp: ReportInputs, plotly: string, generated = 
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>QuantLens report — ${escapeHtml(path.basename(m.path))}</title>
+<title>${escapeHtml(page.title)}</title>
 <style>${STYLE}</style></head>
 <body>
-<h1>QuantLens report — ${escapeHtml(path.basename(m.path))}</h1>
-<p class="muted">${escapeHtml(m.path)} · ${escapeHtml(m.format)} · ${humanCount(m.analyzedParams)} of ${humanCount(m.params)} parameters analyzed in ${m.analyzedTensors} of ${m.tensors} tensors · ${report.options.sample === null ? 'full scan' : `sampled ${(report.options.sample * 100).toPrecision(3)} % of rows`} · generated ${generated.toISOString().slice(0, 16).replace('T', ' ')} UTC</p>
-<table><thead><tr><th>format</th><th>bits/weight</th><th>size</th><th>relative MSE</th><th>SQNR dB</th></tr></thead><tbody>${rows.join('')}</tbody></table>
+<h1>${escapeHtml(page.title)}</h1>
+<p class="muted">${escapeHtml(page.summary)}</p>
+${page.tables}
 ${body.join('\n')}
 <script type="application/json" id="charts">${scriptJson(charts)}</script>
 <script>${plotly}</script>

@@ -180,7 +180,9 @@ export function chooseLoss(model: onnx.IModelProto, output: string | undefined, 
   const out = output ?? graph.output?.[0]?.name ?? '';
   const producer = (graph.node ?? []).find((n) => n.output?.includes(out));
   const rank = graph.output?.find((o) => o.name === out)?.type?.tensorType?.shape?.dim?.length;
-  const classes = producer?.opType === 'Softmax' || producer?.opType === 'LogSoftmax' || rank === 2;
+  // Token models (integer ids in, [batch, T, vocab] logits out) are classifiers at every position.
+  const ids = graph.input?.some((i) => i.type?.tensorType?.elemType === onnx.TensorProto.DataType.INT64 || i.type?.tensorType?.elemType === onnx.TensorProto.DataType.INT32);
+  const classes = producer?.opType === 'Softmax' || producer?.opType === 'LogSoftmax' || rank === 2 || (rank === 3 && ids);
   if (!classes) return { kind: 'mse-perturbed', seed };
   return unlabeled === 'sampled' ? { kind: 'ce-sampled', seed } : { kind: 'ce-top1' };
 }

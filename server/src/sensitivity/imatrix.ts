@@ -48,7 +48,7 @@ async function readGgufImatrix(file: string): Promise<Imatrix> {
   const ckpt = await openCheckpoint(file);
   try {
     const type = ckpt.metadata['general.type'];
-    check(type === undefined || type === 'imatrix', 'imatrix-type', `expected a GGUF imatrix (general.type "imatrix"), found general.type "${String(type)}"`, { file });
+    check(type === undefined || type === 'imatrix', 'imatrix-type', `expected a GGUF imatrix (general.type "imatrix"), found general.type "${String(type)}"`, { file, tensor: 'general.type' });
     const byName = new Map(ckpt.tensors.map((t) => [t.name, t]));
     const entries = new Map<string, ImatrixEntry>();
     for (const t of ckpt.tensors) {
