@@ -331,8 +331,8 @@ export interface RatiosParams {
   maxSamples?: number;
   /** Weights only, even for a runnable model. */
   datafree?: boolean;
-  /** Ranks each layer's weights: |w| (default) or the OBS saliency from the layer Hessians. */
-  saliency?: 'magnitude' | 'hessian';
+  /** Ranks each layer's weights: |w| (default), or from the calibration data: OBS (Hessian), F·w² (Fisher), |ḡ·w| (GWQ). */
+  saliency?: 'magnitude' | 'hessian' | 'fisher' | 'gwq';
   seed?: number;
   providers?: string[];
   workDoneToken?: string | number;

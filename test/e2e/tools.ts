@@ -64,8 +64,11 @@ export function ensureTools(cache: string): Tools {
     // code-server's `kerberos` module compiles from source once its prebuilt download fails offline.
     if (!existsSync('/usr/include/gssapi/gssapi.h')) aptInstall(['libkrb5-dev'], 'code-server needs the Kerberos headers to build');
     log(`installing code-server ${VERSIONS.codeServer} (a few minutes, ~600 MB)`);
+    // Under `npm run`, the outer npm's settings arrive as npm_* variables and the inner npm would take them as its
+    // own config: npm_config_user_agent (node/v20) then fails code-server's Node 24 check. Start from a clean slate.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_')));
     npmInstall(path.join(cache, 'code-server'), `code-server@${VERSIONS.codeServer}`, {
-      ...process.env,
+      ...env,
       PATH: `${path.join(nodeDir, 'bin')}:${process.env.PATH}`,
       // Native modules must build against Node 24's headers, not a global nodedir pointing at Node 20.
       npm_config_nodedir: nodeDir,

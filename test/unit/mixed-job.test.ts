@@ -103,6 +103,16 @@ test('--mixed with GPTQ: ratios solved in the job (four strategies, within the b
   assert.ok(existsSync(out) && existsSync(r.report!));
 });
 
+test('--ratios from a weights-only report: a tensor of the model the job cannot rewrite is skipped and said so', async () => {
+  const file = ratiosFile('r-skip.json', [
+    { name: 'fc1.weight', ratio: 0 },
+    { name: 'fc1.bias', ratio: 0 },
+  ]);
+  const r = await runQuantize({ model, mixed: { ratiosFile: file }, eval: false, out: path.join(dir, 'm-skip.onnx') });
+  assert.deepEqual(r.weights.map((w) => w.name), ['fc1.weight']);
+  assert.deepEqual(r.skipped.map((x) => x.name), ['fc1.bias']);
+});
+
 test('bad input: unknown layer, bad ratio, not JSON, GPTQ with a non-integer low format — located, nothing written', async () => {
   const out = path.join(dir, 'bad.onnx');
   const cases: [string, RegExp][] = [

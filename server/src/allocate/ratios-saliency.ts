@@ -2,34 +2,54 @@
 // mixed quantizer of `quantlens quantize --mixed/--ratios` use the same one):
 //   magnitude  |w| — no data needed;
 //   hessian    the OBS/GPTQ saliency w² / [(H + λ·mean diag H·I)⁻¹]_jj with H the layer Hessian on calibration
-//              data (sensitivity/hessian.ts), i.e. the loss increase of zeroing that weight alone.
+//              data (sensitivity/hessian.ts), i.e. the loss increase of zeroing that weight alone;
+//   fisher     F·w² with F the diagonal Fisher (mean squared per-sample gradient, sensitivity/gradient.ts): the same
+//              loss increase under the Fisher approximation of the Hessian, whole-model rather than per layer;
+//   gwq        |ḡ·w| with ḡ the mean gradient: GWQ's first-order saliency.
 // Layers whose Hessian cannot be captured (sensitivity's limits) keep |w|, listed in `fallback`.
-import type { Feeds } from '../calib/types';
+import type { CalibrationSet, Feeds } from '../calib/types';
 import { QuantLensError } from '../formats/errors';
 import { gridOf } from '../quant/grid';
 import { captureHessians } from '../runtime/capture';
 import type { ModelRunner } from '../runtime/model-runner';
+import { gradientStatistics } from '../sensitivity/gradient';
 import { obsSaliency } from '../sensitivity/hessian';
 
-export type SaliencyKind = 'magnitude' | 'hessian';
-export const SALIENCY_KINDS: readonly SaliencyKind[] = ['magnitude', 'hessian'];
+export type SaliencyKind = 'magnitude' | 'hessian' | 'fisher' | 'gwq';
+export const SALIENCY_KINDS: readonly SaliencyKind[] = ['magnitude', 'hessian', 'fisher', 'gwq'];
 
 export function parseSaliency(text: string, flag = '--saliency'): SaliencyKind {
   if ((SALIENCY_KINDS as readonly string[]).includes(text)) return text as SaliencyKind;
-  throw new QuantLensError('bad-option', `expected ${SALIENCY_KINDS.join(' or ')}, found '${text}'`, { file: flag });
+  throw new QuantLensError('bad-option', `expected ${SALIENCY_KINDS.join(', ')}, found '${text}'`, { file: flag });
 }
 
-export interface HessianSaliency {
+export interface Saliency {
   /** Weight name → saliency in the weight's storage order. */
   saliency: Map<string, Float32Array>;
   /** Layers left at |w|, with the reason. */
   fallback: { name: string; reason: string }[];
 }
 
-/** OBS saliency of the named weights of `runner` from the Hessians on `batches`. */
-export async function hessianSaliency(runner: ModelRunner, batches: readonly Feeds[], names: readonly string[], signal?: AbortSignal): Promise<HessianSaliency> {
+/** The data-driven saliency `kind` of the named weights of `runner` on the calibration data. */
+export async function dataSaliency(kind: Exclude<SaliencyKind, 'magnitude'>, runner: ModelRunner, calib: CalibrationSet, names: readonly string[], signal?: AbortSignal): Promise<Saliency> {
+  if (kind === 'hessian') return hessianSaliency(runner, calib.batches, names, signal);
+  const { fisher, mean, values } = await gradientStatistics(runner.file, calib, [...names], { signal });
   const saliency = new Map<string, Float32Array>();
-  const fallback: HessianSaliency['fallback'] = [];
+  for (const name of names) {
+    const w = values.get(name)!.data;
+    const F = fisher.get(name)!;
+    const G = mean.get(name)!;
+    const s = new Float32Array(w.length);
+    for (let j = 0; j < w.length; j++) s[j] = kind === 'fisher' ? F[j] * w[j] * w[j] : Math.abs(G[j] * w[j]);
+    saliency.set(name, s);
+  }
+  return { saliency, fallback: [] };
+}
+
+/** OBS saliency of the named weights of `runner` from the Hessians on `batches`. */
+export async function hessianSaliency(runner: ModelRunner, batches: readonly Feeds[], names: readonly string[], signal?: AbortSignal): Promise<Saliency> {
+  const saliency = new Map<string, Float32Array>();
+  const fallback: Saliency['fallback'] = [];
   const skipped = await captureHessians(
     runner,
     batches,

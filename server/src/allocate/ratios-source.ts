@@ -9,7 +9,7 @@ import { ModelRunner } from '../runtime/model-runner';
 import type { LossProbe } from './interactions';
 import { OutputErrorProbe, runnerSource } from './ratios-probe';
 import { checkpointSource, type RatiosOptions, type WeightSource } from './ratios-run';
-import { hessianSaliency, type SaliencyKind } from './ratios-saliency';
+import { dataSaliency, type SaliencyKind } from './ratios-saliency';
 
 export interface RatiosSourceOptions {
   datafree?: boolean;
@@ -57,9 +57,9 @@ export async function openRatiosSource(model: string, o: RatiosSourceOptions): P
     if (o.only) src.layers = src.layers.filter((l) => o.only!.test(l.name));
     const data = calib.synthetic ? `synthetic calibration data (${calib.source})` : `calibration data ${path.basename(calib.source)}`;
     let saliency: RatiosSource['saliency'] = {};
-    if (o.saliency === 'hessian') {
-      const h = await hessianSaliency(runner, calib.batches, src.layers.map((l) => l.name), o.signal);
-      saliency = { saliency: (name) => h.saliency.get(name), saliencyKind: 'hessian', saliencyFallback: h.fallback };
+    if (o.saliency && o.saliency !== 'magnitude') {
+      const h = await dataSaliency(o.saliency, runner, calib, src.layers.map((l) => l.name), o.signal);
+      saliency = { saliency: (name) => h.saliency.get(name), saliencyKind: o.saliency, saliencyFallback: h.fallback };
     }
     return { src, probe: new OutputErrorProbe(runner, calib.batches), note: `ran on ${runner.provider}; ${data}, ${calib.samples} samples`, saliency };
   } catch (e) {

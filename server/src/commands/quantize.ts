@@ -135,7 +135,7 @@ export function registerQuantize(program: Command): void {
     .option('--ratios <file>', 'mixed high-impact quantizer with the per-layer ratios of a `quantlens ratios --json` report')
     .option('--mixed <hi,lo,bits>', 'mixed high-impact quantizer, ratios solved here for an average-bits budget, e.g. 8,2,2.6')
     .option('--strategy <id>', `ratios used by --ratios/--mixed: ${STRATEGIES.join(', ')}`, 'full-qp')
-    .option('--saliency <kind>', 'ranks the kept weights: magnitude or hessian (default: the ratios file\'s; else hessian with gptq, magnitude with rtn)')
+    .option('--saliency <kind>', 'ranks the kept weights: magnitude, hessian, fisher or gwq (default: the ratios file\'s; else hessian with gptq, magnitude with rtn)')
     .option('--r-max <ratio>', 'largest kept share per layer for --mixed (default 0.1)')
     .option('--out <file>', 'output model (default <model>.quant.onnx beside the model)')
     .option('--force', 'replace an existing output')

@@ -45,7 +45,7 @@ export function registerRatios(program: Command): void {
     .option('--samples <n>', 'calibration samples used', String(RATIOS_DEFAULTS.samples))
     .option('--providers <list>', 'onnxruntime execution providers to try, comma-separated (CPU is the fallback)')
     .option('--datafree', 'weights only, even for a runnable model')
-    .option('--saliency <kind>', 'ranks each layer\'s weights: magnitude (|w|) or hessian (OBS w²/[H⁻¹]jj on the calibration data)', 'magnitude')
+    .option('--saliency <kind>', 'ranks each layer\'s weights: magnitude (|w|), hessian (OBS w²/[H⁻¹]jj), fisher (F·w²) or gwq (|ḡ·w|), the last three on the calibration data', 'magnitude')
     .option('--seed <n>', 'seed of the sampled interaction pairs and synthetic calibration data', '0')
     .option('--json', 'print the report as JSON')
     .action(async (model: string, flags: RatiosFlags) => {

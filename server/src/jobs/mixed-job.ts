@@ -12,10 +12,11 @@ import * as path from 'node:path';
 import { loadCalibration } from '../calib';
 import type { CalibrationSet } from '../calib/types';
 import { check, QuantLensError } from '../formats/errors';
+import { openCheckpoint } from '../formats/registry';
 import { resolveHi, resolveLo } from '../allocate/ratios-curve';
 import { OutputErrorProbe, runnerSource } from '../allocate/ratios-probe';
 import { runRatios, STRATEGIES, type RatiosReport, type StrategyId } from '../allocate/ratios-run';
-import { hessianSaliency, type SaliencyKind } from '../allocate/ratios-saliency';
+import { dataSaliency, SALIENCY_KINDS, type SaliencyKind } from '../allocate/ratios-saliency';
 import { didYouMean } from '../plan/suggest';
 import { captureHessians } from '../runtime/capture';
 import type { ModelRunner, RunnerWeight } from '../runtime/model-runner';
@@ -70,6 +71,8 @@ export interface MixedOutput {
   /** tr(ΔW H ΔWᵀ) of the weights whose Hessian was captured (GPTQ jobs). */
   hessian: Map<string, number>;
   summary: MixedSummary;
+  /** Layers of a ratios file left as stored. */
+  skipped: { name: string; reason: string }[];
 }
 
 /** Runs steps 1–3 on the job's runner. */
@@ -93,8 +96,8 @@ export async function quantizeMixed(req: QuantizeRequest, m: MixedRequest, runne
   let t = Date.now();
   progress(0.02, `saliency (${saliencyKind})`);
   let saliency = new Map<string, Float32Array>();
-  if (saliencyKind === 'hessian') {
-    const h = await hessianSaliency(runner, (await calibration()).batches, names, signal);
+  if (saliencyKind !== 'magnitude') {
+    const h = await dataSaliency(saliencyKind, runner, await calibration(), names, signal);
     saliency = h.saliency;
     fallback.push(...h.fallback.map((f) => ({ ...f, reason: `ranked by |w|: ${f.reason}` })));
   }
@@ -122,7 +125,7 @@ export async function quantizeMixed(req: QuantizeRequest, m: MixedRequest, runne
       probe,
       signal,
       onProgress: (phase, done, total) => progress(0.05 + (0.05 * done) / Math.max(1, total), `ratios: ${phase} ${done}/${total}`),
-      ...(saliencyKind === 'hessian' ? { saliency: (n: string) => saliency.get(n), saliencyKind } : {}),
+      ...(saliencyKind !== 'magnitude' ? { saliency: (n: string) => saliency.get(n), saliencyKind } : {}),
     });
     ratioOf = new Map(report.layers.map((l) => [l.name, l.ratio[strategy]]));
     ratios = { source: 'solved', budgetBits: report.budgetBits, strategies: report.strategies, interactions: report.interactions };
@@ -165,7 +168,7 @@ export async function quantizeMixed(req: QuantizeRequest, m: MixedRequest, runne
   tensors.sort((a, b) => order.get(a.name)! - order.get(b.name)!);
   const params = layers.reduce((s, l) => s + l.params, 0);
   const avgBits = layers.reduce((s, l) => s + l.bitsPerWeight * l.params, 0) / params;
-  return { tensors, hessian, summary: { hi: hi.id, lo: lo.id, strategy, ratios, saliency: saliencyKind, fallback, avgBits, layers, timings } };
+  return { tensors, hessian, summary: { hi: hi.id, lo: lo.id, strategy, ratios, saliency: saliencyKind, fallback, avgBits, layers, timings }, skipped: fromFile?.skipped ?? [] };
 }
 
 interface RatiosFile {
@@ -173,6 +176,8 @@ interface RatiosFile {
   lo: string;
   saliency?: SaliencyKind;
   layers: { name: string; ratio: number }[];
+  /** Tensors of the model the report lists that the job cannot rewrite (embeddings of a weights-only report). */
+  skipped: { name: string; reason: string }[];
 }
 
 /** The hi/lo formats and one strategy's per-layer ratios of a `quantlens ratios --json` report. */
@@ -195,17 +200,25 @@ export async function readRatiosFile(file: string, strategy: StrategyId, runner:
   if (typeof o.lo !== 'string') throw bad('lo', 'a format id', o.lo);
   if (!Array.isArray(o.layers)) throw bad('layers', 'an array', o.layers);
   const known = new Set(runner.weights.map((w) => w.name));
-  const layers = o.layers.map((l: unknown, i) => {
+  const ckpt = await openCheckpoint(runner.file);
+  const inModel = new Set(ckpt.tensors.map((t) => t.name));
+  await ckpt.close();
+  const skipped: RatiosFile['skipped'] = [];
+  const listed = o.layers.map((l: unknown, i) => {
     const x = l as { name?: unknown; ratio?: Record<string, unknown> };
     if (typeof x?.name !== 'string') throw bad(`layers[${i}].name`, 'a weight name', x?.name);
     const r = x.ratio?.[strategy];
     if (typeof r !== 'number' || !(r >= 0 && r <= 1)) throw bad(`layers[${i}].ratio["${strategy}"]`, `a ratio in [0, 1] (strategies: ${STRATEGIES.join(', ')})`, r);
+    if (!known.has(x.name) && inModel.has(x.name)) {
+      skipped.push({ name: x.name, reason: 'not a MatMul/Gemm/Conv weight of the main graph (only those are rewritten)' });
+      return undefined;
+    }
     if (!known.has(x.name)) {
       const near = didYouMean(x.name, [...known]);
       throw new QuantLensError('unknown-layer', `layers[${i}]: "${x.name}" is not a MatMul/Gemm/Conv weight of ${path.basename(runner.file)}${near ? ` (did you mean ${near}?)` : ''}`, where);
     }
     return { name: x.name, ratio: r };
   });
-  const saliency = o.saliency === 'hessian' || o.saliency === 'magnitude' ? o.saliency : undefined;
-  return { hi: o.hi, lo: o.lo, saliency, layers };
+  const saliency = (SALIENCY_KINDS as readonly unknown[]).includes(o.saliency) ? (o.saliency as SaliencyKind) : undefined;
+  return { hi: o.hi, lo: o.lo, saliency, layers: listed.filter((l) => l !== undefined), skipped };
 }

@@ -132,6 +132,7 @@ export async function runQuantize(req: QuantizeRequest, hooks: JobHooks = {}): P
       tensors.push(...mx.tensors);
       for (const t of mx.tensors) reports.set(t.name, { relMse: relMse(runner.read(t.name), t.values), params: t.values.length, ...(mx.hessian.has(t.name) ? { hessian: mx.hessian.get(t.name)! } : {}) });
       mixed = mx.summary;
+      skipped.push(...mx.skipped);
     } else if (method === 'gptq') await gptqAll(req, runner, resolved.list, quantized, hooks);
     else {
       for (const a of resolved.list) {

@@ -261,8 +261,23 @@ export async function gradientAnalysis(modelPath: string, calib: CalibrationSet,
   }
 }
 
+/**
+ * The Fisher diagonal and mean gradient of the named weights over the calibration samples (storage order), with the
+ * weights' values; the loss is chosen as for the gradient scores without labels (chooseLoss).
+ */
+export async function gradientStatistics(modelPath: string, calib: CalibrationSet, weights: string[], opts: { providers?: readonly string[]; signal?: AbortSignal } = {}) {
+  const bytes = await readFile(modelPath);
+  const spec = chooseLoss(onnx.ModelProto.decode(bytes), undefined, undefined, 'top1');
+  const p = await prepareGradientSession(bytes, weights, spec, { providers: opts.providers });
+  try {
+    return { ...(await accumulate(p, calib, opts)), values: p.weightValues };
+  } finally {
+    await p.session.release();
+  }
+}
+
 /** Runs every sample once: Fisher diagonal (1/N) Σ gₙ² and the mean gradient (1/N) Σ gₙ, in float64. */
-async function accumulate(p: Prepared, calib: CalibrationSet, opts: GradientAnalysisOptions) {
+async function accumulate(p: Prepared, calib: CalibrationSet, opts: Pick<GradientAnalysisOptions, 'signal' | 'onProgress'>) {
   const fisher = new Map<string, Float64Array>();
   const mean = new Map<string, Float64Array>();
   for (const [w, v] of p.weightValues) {
