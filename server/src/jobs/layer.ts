@@ -45,18 +45,17 @@ export async function cachedQuantize(req: QuantizeRequest, run: JobRun): Promise
   return { report, cached: hit !== undefined, waitedFor };
 }
 
+/** The fields every protocol job passes to the quantize pipeline as they are. */
+export function jobRequest(job: Pick<LayerJob, 'model' | 'plan' | 'method' | 'eval' | 'labels' | 'maxSamples' | 'providers'>): QuantizeRequest {
+  return { model: job.model, plan: job.plan, method: job.method, eval: job.eval, labels: job.labels, samples: job.maxSamples, providers: job.providers };
+}
+
 export async function quantizeLayer(job: LayerJob, run: JobRun = {}): Promise<QuantizeLayerResult> {
   const start = Date.now();
   const req: QuantizeRequest = {
-    model: job.model,
+    ...jobRequest(job),
     layer: job.layer,
     format: job.format,
-    plan: job.plan,
-    method: job.method,
-    eval: job.eval,
-    labels: job.labels,
-    samples: job.maxSamples,
-    providers: job.providers,
     // The default output belongs to this layer job: a rerun replaces it.
     out: job.out ?? layerOutputPath(job.model, job.layer, job.format),
     force: job.out === undefined,

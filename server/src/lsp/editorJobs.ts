@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { DIALECTS, exportPlan } from '../export/index';
 import { quoteArg } from '../export/llamacpp';
 import { QuantLensError } from '../formats/errors';
-import { cachedQuantize, type JobRun } from '../jobs/layer';
+import { cachedQuantize, jobRequest, type JobRun } from '../jobs/layer';
 import type { QuantizeRequest } from '../jobs/pipeline';
 import { writeOutputFile } from '../output';
 import type { ExportPlanResult, QuantizeModelParams, QuantizeModelResult } from '../protocol';
@@ -16,18 +16,7 @@ export type ModelJob = Omit<QuantizeModelParams, 'workDoneToken'>;
 
 export async function quantizeModel(job: ModelJob, run: JobRun = {}): Promise<QuantizeModelResult> {
   const start = Date.now();
-  const req: QuantizeRequest = {
-    model: job.model,
-    plan: job.plan,
-    planText: job.planText,
-    method: job.method,
-    eval: job.eval,
-    labels: job.labels,
-    samples: job.maxSamples,
-    providers: job.providers,
-    out: job.out,
-    force: job.force,
-  };
+  const req: QuantizeRequest = { ...jobRequest(job), planText: job.planText, out: job.out, force: job.force };
   const { report, cached } = await cachedQuantize(req, run);
   return { report, cached, ms: Date.now() - start };
 }
