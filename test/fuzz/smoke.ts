@@ -2,7 +2,7 @@
 // case rebuilds byte for byte, and a deterministic few-hundred-case run finds no crash, hang or huge allocation.
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { tempDir } from '../fixtures/common';
+import { inTempDir } from '../fixtures/common';
 import { formatTable, runCampaign } from './campaign';
 import { makeCase, runCase, writeCase } from './harness';
 import type { FuzzTarget } from './target';
@@ -10,14 +10,7 @@ import type { FuzzTarget } from './target';
 const SMOKE_SEED = 20261101;
 const MiB = 2 ** 20;
 
-async function inTemp(body: (dir: string) => Promise<void>): Promise<void> {
-  const { dir, cleanup } = tempDir('quantlens-fuzz-');
-  try {
-    await body(dir);
-  } finally {
-    cleanup();
-  }
-}
+const inTemp = (body: (dir: string) => Promise<void>) => inTempDir('quantlens-fuzz-', body);
 
 /** Every seed opens and reads before any mutation. */
 export const seedsAreValid = (targets: readonly FuzzTarget[]) =>

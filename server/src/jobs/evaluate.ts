@@ -17,7 +17,7 @@ import type { CalibrationSet, Feeds, ModelInput } from '../calib/types';
 import { check, QuantLensError } from '../formats/errors';
 import { fetchOutputs, type OutputTensor } from '../runtime/model-runner';
 import { createSession, type ProviderAttempt, type SessionOptions } from '../runtime/session';
-import { OutputComparer } from '../sensitivity/empirical';
+import { argmax, logSoftmax, OutputComparer } from '../sensitivity/empirical';
 
 /** Session config: MatMulNBits computes in fp32 (see the header). */
 const FP32_MATMULNBITS = { session: { qdq_matmulnbits_accuracy_level: '1' } };
@@ -145,13 +145,18 @@ export class ModelPair {
       const ids = tokens && batches[i][tokens.name];
       if (ids && y.dims.length === 3 && ids.dims[0] === y.dims[0] && ids.dims[1] === y.dims[1]) {
         const [b, t] = ids.dims;
+        const lp = new Float64Array(cols);
+        const logProb = (x: Float32Array, o: number, k: number): number => {
+          logSoftmax(x, o, cols, lp);
+          return lp[k];
+        };
         for (let r = 0; r < b; r++) {
           for (let p = 0; p + 1 < t; p++) {
             const next = Number(ids.data[r * t + p + 1]);
             if (!(next >= 0 && next < cols)) continue;
             const o = (r * t + p) * cols;
-            nll.original -= logProb(y.data, o, cols, next);
-            nll.quantized -= logProb(yq.data, o, cols, next);
+            nll.original -= logProb(y.data, o, next);
+            nll.quantized -= logProb(yq.data, o, next);
             nll.count++;
           }
         }
@@ -181,21 +186,6 @@ export class ModelPair {
   async close(): Promise<void> {
     await Promise.all([this.a.release(), this.b.release()]);
   }
-}
-
-function argmax(x: Float32Array, o: number, cols: number): number {
-  let best = 0;
-  for (let j = 1; j < cols; j++) if (x[o + j] > x[o + best]) best = j;
-  return best;
-}
-
-/** log softmax(x[o … o + cols))[k], in float64. */
-function logProb(x: Float32Array, o: number, cols: number, k: number): number {
-  let m = -Infinity;
-  for (let j = 0; j < cols; j++) m = Math.max(m, x[o + j]);
-  let s = 0;
-  for (let j = 0; j < cols; j++) s += Math.exp(x[o + j] - m);
-  return x[o + k] - m - Math.log(s);
 }
 
 /** Class ids from a .npy of integers (any shape; read flat). */

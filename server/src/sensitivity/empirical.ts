@@ -30,7 +30,7 @@ function isDistribution(x: Float32Array, cols: number): boolean {
 }
 
 /** log-softmax of x[o … o + cols) into out[0 … cols). */
-function logSoftmax(x: Float32Array, o: number, cols: number, out: Float64Array): void {
+export function logSoftmax(x: Float32Array, o: number, cols: number, out: Float64Array): void {
   let m = -Infinity;
   for (let j = 0; j < cols; j++) m = Math.max(m, x[o + j]);
   let s = 0;
@@ -39,7 +39,8 @@ function logSoftmax(x: Float32Array, o: number, cols: number, out: Float64Array)
   for (let j = 0; j < cols; j++) out[j] = x[o + j] - lse;
 }
 
-function argmax(x: Float32Array, o: number, cols: number): number {
+/** Index of the largest of x[o … o + cols) (the first on ties). */
+export function argmax(x: Float32Array, o: number, cols: number): number {
   let best = 0;
   for (let j = 1; j < cols; j++) if (x[o + j] > x[o + best]) best = j;
   return best;
