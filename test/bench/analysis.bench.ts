@@ -101,12 +101,21 @@ export async function benchDatafree(): Promise<void> {
 
   const sampled = await timed(file, { sample: 0.05 });
   const f0 = full.report.formats[0].id;
-  const miss = sampled.report.layers.filter((l, i) => {
-    const [lo, hi] = l.errors[f0].ci!;
-    const v = full.report.layers[i].errors[f0].relMse;
-    return v < lo || v > hi;
-  }).length;
-  console.log(`  sampled 5 %: ${fmt(sampled.s, 2)} s → speed-up ${fmt(full.s / sampled.s, 1)}× (target ≥ 20×); ${f0} full value outside the 95 % interval in ${miss}/${TENSORS} layers`);
+  // Coverage over three seeds (the first is the timed run): 96 intervals, ~5 misses expected at 95 %.
+  let miss = 0;
+  let count = 0;
+  const reports = [sampled.report];
+  for (const seed of [1, 2]) reports.push((await timed(file, { sample: 0.05, seed })).report);
+  for (const report of reports) {
+    for (const [i, l] of report.layers.entries()) {
+      const [lo, hi] = l.errors[f0].ci!;
+      const v = full.report.layers[i].errors[f0].relMse;
+      if (v < lo || v > hi) miss++;
+      count++;
+    }
+  }
+  console.log(`  sampled 5 %: ${fmt(sampled.s, 2)} s → speed-up ${fmt(full.s / sampled.s, 1)}× over the full scan, ${fmt(lite.s / sampled.s, 1)}× over the full scan without curves (target ≥ 20×)`);
+  console.log(`    ${f0} full value outside the 95 % interval in ${miss}/${count} layers × seeds 0, 1, 2 (expected ≈ ${fmt(count * 0.05, 1)})`);
 
   const ref = numpyRef(file);
   if (!ref) return;

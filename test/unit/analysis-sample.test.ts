@@ -1,10 +1,14 @@
 // Sampled mode: row choice, the ratio-estimator interval, and that the full-scan value lies inside it.
 import assert from 'node:assert/strict';
+import * as path from 'node:path';
 import { test } from 'node:test';
-import { analyzeTensor } from '../../server/src/analysis/datafree';
-import { groupAux, heavinessOf, MIN_SAMPLE_ROWS, normalQuantile, ratioTotal, sampledRatio, sampleRows } from '../../server/src/analysis/sample';
+import { analyzeTensor, FullScan } from '../../server/src/analysis/datafree';
+import { getFormat } from '../../server/src/quant/registry';
+import { heavinessOf, MIN_SAMPLE_ROWS, normalQuantile, ratioTotal, sampledRatio, sampleRows } from '../../server/src/analysis/sample';
 import { DEFAULT_FORMATS, DEFAULT_OPTIONS, type DatafreeOptions } from '../../server/src/analysis/types';
-import { randn, rng } from '../fixtures/common';
+import { openCheckpoint } from '../../server/src/formats/registry';
+import { encodeFloats, writeSafetensorsFile } from '../../server/src/formats/write-safetensors';
+import { inTempDir, randn, rng } from '../fixtures/common';
 import { memoryCheckpoint, tensorInfo } from '../helpers/memory-checkpoint';
 
 test('normal quantiles', () => {
@@ -29,26 +33,39 @@ test('stratified estimate: take-all rows exactly, the random rows by the best au
   x[7] = 50;
   const sample = { rows: Int32Array.from([1, 2, 3, 7]), certain: Uint8Array.from([0, 0, 0, 1]) };
   // Rest: 99 rows, X_r = 99; r = 6/3 = 2 → N̂_r = 198; jackknife Var = 99²·(1 − 3/99)·(2/3)·0.5. D = 400.
-  const r = sampledRatio([1, 2, 3, 40], sample, [x], 400, 0.95);
+  const r = sampledRatio([1, 2, 3, 40], sample, x, 400, 0.95);
   const half = (1.959963984540054 * Math.sqrt(99 * 99 * (1 - 3 / 99) * (2 / 3) * 0.5)) / 400;
   assert.equal(r.estimate, (40 + 198) / 400);
   assert.ok(Math.abs(r.hi - (r.estimate + half)) < 1e-8 && Math.abs(r.lo - (r.estimate - half)) < 1e-8);
-  // An auxiliary proportional to num on the random rows has zero residuals: it wins, the interval is a point.
+  // An auxiliary proportional to num on the random rows has zero residuals: the interval is a point.
   const y = new Float64Array(100).fill(2);
   y[1] = 1;
   y[3] = 3;
-  const p = sampledRatio([1, 2, 3, 40], sample, [x, y], 400, 0.95);
+  const p = sampledRatio([1, 2, 3, 40], sample, y, 400, 0.95);
   const exact = (40 + (6 / 6) * (y.reduce((a, b) => a + b) - y[7])) / 400;
   assert.deepEqual([p.estimate, p.lo, p.hi], [exact, exact, exact]);
 });
 
-test('group auxiliaries: Σ n·range² (range widened to 0) and Σ n·max|w|²', () => {
-  const w = new Float32Array(40);
+test('pre-pass auxiliaries per row: Σw² and, per group length, Σ n·range² (range widened to 0) and Σ n·max|w|²', () => {
+  const w = new Float32Array(2 * 40);
   w[3] = 2;
-  w[5] = -1; // group 0 (32 entries): range 3, absmax 2
-  w[35] = 0.5; // group 1 (8 entries): range [0, 0.5] → 0.5, absmax 0.5
-  assert.deepEqual(groupAux(w, 0, 40, 32), [32 * 9 + 8 * 0.25, 32 * 4 + 8 * 0.25]);
-  assert.deepEqual(groupAux(w, 0, 40, 40), [40 * 9, 40 * 4]);
+  w[5] = -1; // row 0, group 0 of 32: range 3, absmax 2
+  w[35] = 0.5; // row 0, group 1 (8 entries): range [0, 0.5], absmax 0.5
+  w[40 + 20] = -1; // row 1
+  const scan = new FullScan(3, 40, [32, 40, 8]);
+  scan.add(w, Int32Array.of(0, 2));
+  assert.equal(scan.rowSumSq[0], 4 + 1 + 0.25);
+  assert.deepEqual(scan.rowAux.get(32)!.map((a) => a[0]), [32 * 9 + 8 * 0.25, 32 * 4 + 8 * 0.25]);
+  assert.deepEqual(scan.rowAux.get(40)!.map((a) => a[0]), [40 * 9, 40 * 4]);
+  assert.deepEqual(scan.rowAux.get(40)!.map((a) => a[2]), [40, 40]);
+  assert.equal(scan.rowSumSq[1], 0, 'rows not added stay 0');
+  // Group lengths that are not multiples of 16 take the extremes of the 16-blocks they overlap (an upper bound):
+  // groups of 8 at 0 and 8 (both in block 0: range 3, absmax 2), 16 and 24 (block 1: 0), 32 (block 2: 0.5).
+  assert.deepEqual(scan.rowAux.get(8)!.map((a) => a[0]), [8 * 9 * 2 + 8 * 0.25, 8 * 4 * 2 + 8 * 0.25]);
+  // The auxiliary each format's error follows.
+  assert.equal(scan.auxiliaryFor(getFormat('int4_g128_asym'), 32), scan.rowAux.get(32)![0]);
+  assert.equal(scan.auxiliaryFor(getFormat('mxfp4'), 32), scan.rowAux.get(32)![1]);
+  assert.equal(scan.auxiliaryFor(getFormat('fp8_e4m3'), 40), scan.rowSumSq);
 });
 
 test('row sample: sorted, distinct, seeded per tensor name, heavy rows taken, at least MIN_SAMPLE_ROWS', () => {
@@ -123,4 +140,49 @@ test('sampled intervals have about their nominal coverage (40 seeds)', async () 
   }
   // Binomial(40, 0.95): P(covered < 34) ≈ 0.3 %.
   assert.ok(covered >= 34, `coverage ${covered}/${seeds}`);
+});
+
+test('sampled mode on stored F16/BF16 patterns equals the decoded-float pass exactly (sums, auxiliaries, super weights, column maxima)', async () => {
+  const rows = 300;
+  const cols = 96; // group lengths 16…96 of the default formats, and g128 clipped to the row
+  const w = heterogeneous(rows, cols, 5);
+  w[17 * cols + 40] = 3; // a super weight
+  w[250 * cols + 3] = -2.5;
+  for (const dtype of ['F16', 'BF16'] as const) {
+    await inTempDir('ql-half-', async (dir) => {
+      const file = path.join(dir, 'm.safetensors');
+      await writeSafetensorsFile(file, [{ name: 'l.weight', dtype, shape: [rows, cols], bytes: encodeFloats(w, dtype) }]);
+      const stored = await openCheckpoint(file);
+      try {
+        assert.ok(await stored.readHalf!('l.weight', { start: 0, count: 4 }), 'the safetensors reader hands over F16/BF16 patterns');
+        // The same values, decoded, through a checkpoint without readHalf: the float pass.
+        const decoded = memoryCheckpoint([{ name: 'l.weight', shape: [rows, cols], data: await stored.read('l.weight') }]);
+        for (const sample of [0.2, 0.05]) {
+          const a = await analyzeTensor(stored, stored.tensors[0], o({ sample }));
+          const b = await analyzeTensor(decoded, tensorInfo(decoded, 'l.weight'), o({ sample }));
+          assert.equal(a.sumSq, b.sumSq, `${dtype} ${sample}: Σw²`);
+          assert.deepEqual(a.stats, b.stats, `${dtype} ${sample}: stats and super weights`);
+          for (const id of DEFAULT_FORMATS) assert.deepEqual(a.errors[id], b.errors[id], `${dtype} ${sample}: ${id}`);
+        }
+        assert.equal((await analyzeTensor(stored, stored.tensors[0], o({ sample: 0.05 }))).stats.maxAbs, 3, 'max |w| from the pre-pass');
+      } finally {
+        await stored.close();
+      }
+    });
+  }
+});
+
+test('sampled mode on stored F16 patterns names a non-finite weight with its coordinates', async () => {
+  const w = heterogeneous(200, 64, 8);
+  w[123 * 64 + 7] = Infinity;
+  await inTempDir('ql-half-', async (dir) => {
+    const file = path.join(dir, 'bad.safetensors');
+    await writeSafetensorsFile(file, [{ name: 'l.weight', dtype: 'F16', shape: [200, 64], bytes: encodeFloats(w, 'F16') }]);
+    const ckpt = await openCheckpoint(file);
+    try {
+      await assert.rejects(analyzeTensor(ckpt, ckpt.tensors[0], o({ sample: 0.05 })), /non-finite weight Infinity at \[123, 7\]/);
+    } finally {
+      await ckpt.close();
+    }
+  });
 });

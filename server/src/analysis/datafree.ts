@@ -7,11 +7,12 @@ import { QuantLensError } from '../formats/errors';
 import type { Checkpoint, TensorInfo } from '../formats/types';
 import { getFormat, QuantInputError, type NumberFormat } from '../quant';
 import { cachedImatrix, hessianDiagonal } from '../sensitivity/imatrix';
+import { decodePlain } from '../formats/dtypes';
 import { toFp16 } from '../quant/minifloat';
 import { blockMode, groupSizeOf } from './blockmode';
 import { GroupMapAcc } from './groupmap';
 import { highImpactCurves, magnitudeKeys, PromotionAcc, promotionCurve, RankAcc, type TensorGeometry } from './highimpact';
-import { groupAux, heavinessOf, sampledRatio, sampleRows, sampleSize, type RowSample } from './sample';
+import { heavinessOf, sampledRatio, sampleRows, sampleSize, type RowSample } from './sample';
 import { TensorSource } from './source';
 import { locateNonFinite, NonFiniteWeight, StatsAcc, TopAbs } from './stats';
 import type { DatafreeOptions, FormatErrors, LayerReport } from './types';
@@ -154,7 +155,8 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
   const whole = selected.filter((f) => blockMode(f) === 'whole').map((f) => accs.get(f.id)!);
 
   // High-impact: the int8 keep format runs first so its errors are ready for the low formats.
-  const lows = opts.highImpact ? blockwise.filter((a) => a.f.bitsPerWeight([4096, 4096], 'out_in') < LOW_BITS) : [];
+  // Sampled mode gives a first picture of the errors: the curves (a third of a full scan's time) need every weight.
+  const lows = opts.highImpact && !sampling ? blockwise.filter((a) => a.f.bitsPerWeight([4096, 4096], 'out_in') < LOW_BITS) : [];
   const int8 = getFormat('int8_ch_sym');
   const keep8 = lows.length > 0 ? (accs.get(int8.id) ?? new FormatAcc(int8, cols)) : undefined;
   const passes = keep8 ? [keep8, ...blockwise.filter((a) => a !== keep8)] : blockwise;
@@ -165,9 +167,13 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
   let colMax: Float32Array | undefined;
   let full: FullScan | undefined;
   if ((augment.size > 0 && rows > src.blockRows) || sampling) {
+    // Per-column maxima matter only to +reorder; per-tensor scales need the overall max alone.
+    const columns = !sampling || [...augment].some((a) => a.f.modifier === 'reorder');
     const groupSizes = selected.filter((f) => f.granularity !== 'tensor').map((f) => accs.get(f.id)!.groupSize);
-    full = new FullScan(rows, cols, sampling ? [...new Set(groupSizes)] : undefined);
-    for await (const b of src.blocks()) full.add(b.data, b.rowIds);
+    full = new FullScan(rows, cols, sampling ? [...new Set(groupSizes)] : undefined, columns);
+    const half = sampling ? src.halfBlocks() : undefined;
+    if (half) for await (const b of half) full.addHalf(b.bits, b.dtype, b.rowIds);
+    else for await (const b of src.blocks()) full.add(b.data, b.rowIds);
     colMax = full.colMax;
   }
   const sample = sampling ? sampleRows(rows, opts.sample!, opts.seed, t.name, heavinessOf(full!.auxiliaries(), rows)) : undefined;
@@ -270,36 +276,62 @@ function columnMax(data: Float32Array, n: number, cols: number): Float32Array {
   return m;
 }
 
+/** |value| and value² of each 16-bit magnitude pattern (sign cleared), for scans over stored F16/BF16 bits. */
+const halfTables = new Map<'F16' | 'BF16', { abs: Float64Array; sq: Float64Array; nonFinite: number }>();
+function halfTable(dtype: 'F16' | 'BF16') {
+  let t = halfTables.get(dtype);
+  if (!t) {
+    const bits = new Uint16Array(1);
+    const abs = Float64Array.from({ length: 0x8000 }, (_, m) => {
+      bits[0] = m;
+      return decodePlain(dtype, new Uint8Array(bits.buffer), 1)[0];
+    });
+    t = { abs, sq: abs.map((v) => v * v), nonFinite: dtype === 'F16' ? 0x7c00 : 0x7f80 };
+    halfTables.set(dtype, t);
+  }
+  return t;
+}
+
 /**
  * One pass over every row: per-column max |w| (augmented formats) and, when sampling, the largest |w| (super
- * weights, max/σ) and per-row Σw² and group auxiliaries for the estimator. Also where sampled mode meets bad values.
+ * weights, max/σ) and the estimator's per-row auxiliaries: Σw², and for each group length g of the selected
+ * formats Σ over the row's groups of n·range² and of n·max|w|² (the uniform-noise model n·Δ²/12 up to a constant,
+ * Δ ∝ the group's range or absmax; from maxima over blocks of 16, merged). Also where sampled mode meets bad values. On F16/BF16 storage the
+ * sampled pass reads the stored patterns (addHalf): no decoding, integer maxima, squares from a table.
  */
-class FullScan {
+export class FullScan {
+  /** Per-column max |w|; with `columns` false only the tensor's max, in column 0 (per-tensor scales need no more). */
   readonly colMax: Float32Array;
   readonly top = new TopAbs();
   readonly rowSumSq: Float64Array;
-  /** Per group length: per-row range and absmax auxiliaries. */
-  readonly rowAux = new Map<number, [Float64Array, Float64Array]>();
+  /** Per group length: per-row Σ n·range² and Σ n·max|w|² over its groups. */
+  readonly rowAux = new Map<number, [range: Float64Array, amax: Float64Array]>();
+  /** max w and −min w (both ≥ 0: the range widened to contain 0) of each block of 16 of the current row. */
+  private readonly blockPos: Float64Array;
+  private readonly blockNeg: Float64Array;
+  private readonly colMaxBits: Uint16Array;
 
   constructor(
     rows: number,
     readonly cols: number,
-    /** Group lengths whose auxiliaries the sampled-mode estimator needs; undefined: not sampling. */
+    /** Group lengths whose auxiliaries the estimator needs; undefined: not sampling. */
     private readonly groupSizes?: number[],
+    private readonly columns = true,
   ) {
     this.colMax = new Float32Array(cols);
-    this.rowSumSq = new Float64Array(rows);
-    this.blockMin = new Float64Array(Math.ceil(cols / 16));
-    this.blockMax = new Float64Array(Math.ceil(cols / 16));
+    this.colMaxBits = new Uint16Array(cols);
+    this.rowSumSq = new Float64Array(groupSizes ? rows : 0);
+    this.blockPos = new Float64Array(Math.ceil(cols / 16));
+    this.blockNeg = new Float64Array(Math.ceil(cols / 16));
     for (const g of groupSizes ?? []) this.rowAux.set(g, [new Float64Array(rows), new Float64Array(rows)]);
+    this.auxList = [...this.rowAux].map(([g, [range, amax]]) => ({ g, range, amax }));
   }
 
-  /** Per row: min and max (widened to contain 0) of each block of 16; coarser groups merge these. */
-  private readonly blockMin: Float64Array;
-  private readonly blockMax: Float64Array;
+  /** rowAux as a plain array: endRow runs per row, where a Map iterator would allocate. */
+  private readonly auxList: { g: number; range: Float64Array; amax: Float64Array }[];
 
   add(data: Float32Array, rowIds: Int32Array): void {
-    const { cols, colMax, blockMin, blockMax } = this;
+    const { cols, colMax, blockPos, blockNeg } = this;
     if (!this.groupSizes) {
       for (let i = 0; i < rowIds.length; i++) {
         let s = 0;
@@ -315,55 +347,109 @@ class FullScan {
     for (let i = 0; i < rowIds.length; i++) {
       const off = i * cols;
       let sq = 0;
-      // Comparisons that are rarely true branch predictably (unlike abs on random signs).
-      for (let b = 0, c0 = 0; c0 < cols; b++, c0 += 16) {
-        const end = Math.min(cols, c0 + 16);
-        let mn = 0;
-        let mx = 0;
+      let rowMax = 0;
+      for (let b = 0, c0 = off; c0 < off + cols; b++, c0 += 16) {
+        const end = Math.min(off + cols, c0 + 16);
+        let pos = 0;
+        let neg = 0;
         for (let c = c0; c < end; c++) {
-          const v = data[off + c];
+          const v = data[c];
           sq += v * v;
-          if (v < mn) mn = v;
-          if (v > mx) mx = v;
-          const a = Math.abs(v);
-          if (a > colMax[c]) colMax[c] = a;
+          pos = Math.max(pos, v);
+          neg = Math.max(neg, -v);
         }
-        blockMin[b] = mn;
-        blockMax[b] = mx;
+        blockPos[b] = pos;
+        blockNeg[b] = neg;
+        rowMax = Math.max(rowMax, pos, neg);
       }
       if (!Number.isFinite(sq)) locateNonFinite(data, off, cols, rowIds[i]);
-      const row = rowIds[i];
-      this.rowSumSq[row] = sq;
-      for (const [g, [range, amax]] of this.rowAux) {
-        if (g % 16 === 0) [range[row], amax[row]] = this.mergedAux(g);
-        else [range[row], amax[row]] = groupAux(data, off, cols, g);
-      }
-      this.top.addRow(data, off, cols, row);
+      if (this.columns) for (let c = 0; c < cols; c++) colMax[c] = Math.max(colMax[c], Math.abs(data[off + c]));
+      else colMax[0] = Math.max(colMax[0], rowMax);
+      this.top.addRow(data, off, cols, rowIds[i]);
+      this.endRow(rowIds[i], sq);
     }
   }
 
-  /** groupAux for a group length that is a multiple of 16, from the row's 16-blocks. */
-  private mergedAux(g: number): [number, number] {
-    const k = g / 16;
-    let sr = 0;
-    let sa = 0;
-    for (let b0 = 0; b0 < this.blockMin.length; b0 += k) {
-      let mn = 0;
-      let mx = 0;
-      for (let b = b0; b < Math.min(b0 + k, this.blockMin.length); b++) {
-        mn = Math.min(mn, this.blockMin[b]);
-        mx = Math.max(mx, this.blockMax[b]);
+  /** add() on stored F16/BF16 patterns (sampling only): integer maxima of the magnitude patterns. */
+  addHalf(bits: Uint16Array, dtype: 'F16' | 'BF16', rowIds: Int32Array): void {
+    const { cols, blockPos, blockNeg, colMaxBits } = this;
+    const { abs, sq: square, nonFinite } = halfTable(dtype);
+    for (let i = 0; i < rowIds.length; i++) {
+      const off = i * cols;
+      let sq = 0;
+      let rowMax = 0;
+      for (let b = 0, c0 = off; c0 < off + cols; b++, c0 += 16) {
+        const end = Math.min(off + cols, c0 + 16);
+        let pos = 0;
+        let neg = 0;
+        for (let c = c0; c < end; c++) {
+          const h = bits[c];
+          const m = h & 0x7fff;
+          const s = h >>> 15; // 1: negative
+          sq += square[m];
+          pos = Math.max(pos, m & (s - 1));
+          neg = Math.max(neg, m & -s);
+        }
+        blockPos[b] = abs[pos];
+        blockNeg[b] = abs[neg];
+        rowMax = Math.max(rowMax, pos, neg);
       }
-      const n = Math.min(g, this.cols - b0 * 16);
-      const a = Math.max(mx, -mn);
-      sr += n * (mx - mn) * (mx - mn);
-      sa += n * a * a;
+      if (this.columns) for (let c = 0; c < cols; c++) colMaxBits[c] = Math.max(colMaxBits[c], bits[off + c] & 0x7fff);
+      else colMaxBits[0] = Math.max(colMaxBits[0], rowMax);
+      // Decode the row only when it holds a bad value (to name it) or a candidate for the largest entries.
+      if (rowMax >= nonFinite || abs[rowMax] > this.top.threshold) {
+        const row = decodePlain(dtype, new Uint8Array(bits.buffer, bits.byteOffset + off * 2, cols * 2), cols);
+        if (rowMax >= nonFinite) locateNonFinite(row, 0, cols, rowIds[i]);
+        this.top.addRow(row, 0, cols, rowIds[i]);
+      }
+      this.endRow(rowIds[i], sq);
     }
-    return [sr, sa];
+    for (let c = 0; c < cols; c++) this.colMax[c] = abs[colMaxBits[c]];
   }
 
+  /** Σ n·range² and Σ n·max|w|² per group length, merging the row's 16-blocks. */
+  private endRow(row: number, sq: number): void {
+    this.rowSumSq[row] = sq;
+    const { blockPos, blockNeg, cols, auxList } = this;
+    const nb = blockPos.length;
+    for (let k = 0; k < auxList.length; k++) {
+      const { g, range, amax } = auxList[k];
+      let sr = 0;
+      let sa = 0;
+      for (let c0 = 0; c0 < cols; c0 += g) {
+        const c1 = Math.min(cols, c0 + g);
+        const b1 = Math.min(nb, (c1 + 15) >> 4);
+        let pos = 0;
+        let neg = 0;
+        // Blocks of 16 overlapping [c0, c1): exact when g is a multiple of 16, an upper bound otherwise.
+        for (let b = c0 >> 4; b < b1; b++) {
+          pos = Math.max(pos, blockPos[b]);
+          neg = Math.max(neg, blockNeg[b]);
+        }
+        const a = Math.max(pos, neg);
+        sr += (c1 - c0) * (pos + neg) * (pos + neg);
+        sa += (c1 - c0) * a * a;
+      }
+      range[row] = sr;
+      amax[row] = sa;
+    }
+  }
+
+  /** Every auxiliary (heavy rows are those heavy by any of them). */
   auxiliaries(): Float64Array[] {
     return [this.rowSumSq, ...[...this.rowAux.values()].flat()];
+  }
+
+  /**
+   * The auxiliary a format's error follows, chosen by the format (never by this sample's variance: keeping the
+   * smallest of several estimated variances biases the interval narrow): n·range² over its groups for
+   * asymmetric integer scales (Δ ∝ max − min), n·max|w|² for the other scaled formats (Δ ∝ absmax), Σw² for a
+   * per-tensor scale (a floating-point element's error is relative).
+   */
+  auxiliaryFor(f: NumberFormat, groupSize: number): Float64Array {
+    if (f.granularity === 'tensor') return this.rowSumSq;
+    const [range, amax] = this.rowAux.get(groupSize)!;
+    return f.id.includes('_asym') ? range : amax;
   }
 }
 
@@ -386,8 +472,7 @@ function finish(
   const errors: Record<string, FormatErrors> = {};
   for (const f of selected) {
     const a = accs.get(f.id)!;
-    const groupAuxes = f.granularity !== 'tensor' ? (full?.rowAux.get(a.groupSize) ?? []) : [];
-    const est = sample && sampledRatio(a.rowNum, sample, [full!.rowSumSq, ...groupAuxes], den, opts.confidence);
+    const est = sample && sampledRatio(a.rowNum, sample, full!.auxiliaryFor(f, a.groupSize), den, opts.confidence);
     const relMse = est ? est.estimate : den > 0 ? a.num / den : 0;
     const e: FormatErrors = {
       relMse,

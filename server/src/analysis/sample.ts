@@ -1,13 +1,13 @@
 // Sampled mode: score a subset of output channels (rows of the [out, in] view; each row holds whole scale groups
-// of every format) and estimate relMse = Σ_rows num_i / D, num_i = ‖ΔW_i‖², D = Σ_rows ‖W_i‖². Sampled mode reads
-// every row once anyway (super weights, per-tensor scales, bad values), so D is exact and per-row auxiliaries are
-// known for all rows: x = ‖W_i‖², and x = Σ over a format's scale groups of n·range² or n·max|w|² (the
-// uniform-noise model n·Δ²/12 up to a constant, Δ ∝ the group's range or absmax).
+// of every format) and estimate relMse = Σ_rows num_i / D, num_i = ‖ΔW_i‖², D = Σ_rows ‖W_i‖². Sampled mode scans
+// every row once, cheaply (super weights, per-tensor scales, bad values; on F16/BF16 storage without decoding), so
+// D is exact and per-row auxiliaries are known for all rows: x = ‖W_i‖², and x = Σ over blocks of 128 along the row of n·range² or n·max|w|² (the
+// uniform-noise model n·Δ²/12 up to a constant, Δ ∝ a scale group's range or absmax); see FullScan in datafree.ts.
 // Design (stratified): rows whose auxiliary is ≥ 5× its mean (one huge entry, an outlier channel) form a take-all
 // stratum counted exactly (up to the sample size, heaviest first); the other rows are a simple random sample
 // without replacement of the rest (the remaining budget, at least MIN_SAMPLE_ROWS rows). Σ num over the rest is a
 // ratio estimate against an auxiliary with known total X_r, N̂_r = X_r · Σ_s num_i / Σ_s x_i, with the jackknife
-// variance, keeping the auxiliary with the smaller variance. Interval: (N_certain + N̂_r)/D ± z·√Var/D, the lower
+// variance; the auxiliary is the one that matches how the format scales (sampledRatio). Interval: (N_certain + N̂_r)/D ± z·√Var/D, the lower
 // end clipped at 0. Without the take-all stratum, rare heavy rows make any CLT interval too narrow.
 import { rng } from '../random';
 /** Rows scored at least (all rows when the tensor has fewer): keeps the CLT interval meaningful. */
@@ -133,54 +133,28 @@ export function ratioTotal(num: ArrayLike<number>, x: ArrayLike<number>, xTotal:
 
 /**
  * relMse = Σ num / den from the sampled rows (`num` in sample order): take-all rows exactly, the random rows by the
- * ratio estimator with the auxiliary (per-row arrays over the whole tensor) of smallest variance.
+ * ratio estimator against `aux` (per row over the whole tensor), which the caller fixes by the format.
  */
-export function sampledRatio(num: ArrayLike<number>, sample: RowSample, auxiliaries: Float64Array[], den: number, confidence: number): RatioEstimate {
+export function sampledRatio(num: ArrayLike<number>, sample: RowSample, aux: Float64Array, den: number, confidence: number): RatioEstimate {
   if (den === 0) return { estimate: 0, lo: 0, hi: 0 };
-  const population = auxiliaries[0].length;
   let exact = 0;
+  let total = 0;
+  for (let r = 0; r < aux.length; r++) total += aux[r];
   const randomNum: number[] = [];
-  const randomRows: number[] = [];
+  const randomAux: number[] = [];
   for (let i = 0; i < sample.rows.length; i++) {
-    if (sample.certain[i]) exact += num[i];
-    else {
+    if (sample.certain[i]) {
+      exact += num[i];
+      total -= aux[sample.rows[i]];
+    } else {
       randomNum.push(num[i]);
-      randomRows.push(sample.rows[i]);
+      randomAux.push(aux[sample.rows[i]]);
     }
   }
-  const rest = population - (sample.rows.length - randomRows.length);
-  const best = auxiliaries
-    .map((x) => {
-      let total = x.reduce((a, b) => a + b, 0);
-      for (let i = 0; i < sample.rows.length; i++) if (sample.certain[i]) total -= x[sample.rows[i]];
-      return ratioTotal(randomNum, randomRows.map((r) => x[r]), total, rest);
-    })
-    .reduce((a, b) => (b.variance < a.variance ? b : a));
+  const rest = aux.length - (sample.rows.length - randomNum.length);
+  const { total: restTotal, variance } = ratioTotal(randomNum, randomAux, total, rest);
   const z = normalQuantile(0.5 + confidence / 2);
-  const est = (exact + best.total) / den;
-  const half = (z * Math.sqrt(best.variance)) / den;
+  const est = (exact + restTotal) / den;
+  const half = (z * Math.sqrt(variance)) / den;
   return { estimate: est, lo: Math.max(0, est - half), hi: est + half };
-}
-
-/**
- * Per-row auxiliaries over groups of `g` along the row: Σ n·range² (range widened to contain 0, as asymmetric
- * integer formats scale) and Σ n·max|w|² (absmax-scaled formats).
- */
-export function groupAux(w: Float32Array, off: number, cols: number, g: number): [range: number, amax: number] {
-  let sr = 0;
-  let sa = 0;
-  for (let c0 = 0; c0 < cols; c0 += g) {
-    const end = Math.min(cols, c0 + g);
-    let mn = 0;
-    let mx = 0;
-    for (let c = c0; c < end; c++) {
-      mn = Math.min(mn, w[off + c]);
-      mx = Math.max(mx, w[off + c]);
-    }
-    const n = end - c0;
-    const a = Math.max(mx, -mn);
-    sr += n * (mx - mn) * (mx - mn);
-    sa += n * a * a;
-  }
-  return [sr, sa];
 }

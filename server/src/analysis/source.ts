@@ -2,7 +2,7 @@
 // the view every number format quantizes. Layouts whose rows are contiguous on disk (out_in, embedding, conv,
 // other) read one element range per block; in_out ([in, out], ONNX MatMul B) is read once in storage-row chunks
 // and transposed into one float32 copy of the tensor (the memory bound for such tensors is one extra copy).
-import type { Checkpoint, TensorInfo } from '../formats/types';
+import type { Checkpoint, HalfBits, TensorInfo } from '../formats/types';
 import { gridOf } from '../quant/grid';
 
 export interface RowBlock {
@@ -58,6 +58,24 @@ export class TensorSource {
       for (let i = 0; i < n; i++) rowIds[i] = subset ? subset[s + i] : s + i;
       yield { data: await this.readRows(rowIds), rowIds };
     }
+  }
+
+  /**
+   * Blocks of all rows as stored 16-bit patterns, when the checkpoint can hand them over and rows are contiguous
+   * on disk (not in_out); undefined otherwise (then use blocks()).
+   */
+  halfBlocks(): AsyncGenerator<HalfBits & { rowIds: Int32Array }> | undefined {
+    const readHalf = this.ckpt.readHalf?.bind(this.ckpt);
+    if (!readHalf || this.inOut || (this.t.dtype !== 'F16' && this.t.dtype !== 'BF16')) return undefined;
+    const { rows, cols, blockRows: per, t } = this;
+    return (async function* () {
+      for (let s = 0; s < rows; s += per) {
+        const n = Math.min(per, rows - s);
+        const half = await readHalf(t.name, { start: s * cols, count: n * cols });
+        if (!half) throw new Error(`${t.name}: stored ${t.dtype} but its patterns could not be read`);
+        yield { ...half, rowIds: Int32Array.from({ length: n }, (_, i) => s + i) };
+      }
+    })();
   }
 
   /** Rows (sorted) as one row-major buffer; runs of consecutive rows are read with one call. */

@@ -43,6 +43,11 @@ export class TopAbs {
   readonly entries: TopEntry[] = [];
   private floor = -1;
 
+  /** Entries must exceed this |w| to enter the list (−1 while it is not full). */
+  get threshold(): number {
+    return this.floor;
+  }
+
   addRow(w: Float32Array, off: number, cols: number, row: number): void {
     let floor = this.floor;
     for (let c = 0; c < cols; c++) {

@@ -1,7 +1,7 @@
 // Plain (non-block) storage dtypes: element sizes and decoding to float32.
 import { check } from './errors';
 import type { RandomAccessFile } from './file';
-import type { DType, ElementRange, TensorInfo } from './types';
+import type { DType, ElementRange, HalfBits, TensorInfo } from './types';
 
 /** Bytes per element of the plain dtypes; block-quantized (GGUF) types are handled by their reader. */
 export const PLAIN_DTYPE_BYTES: Partial<Record<DType, number>> = {
@@ -143,7 +143,8 @@ export function shapeSize(shape: readonly number[]): number {
  * Read and decode a plain-dtype tensor, or an element range of it, straight from its byte range.
  * Shared by every reader whose tensors are stored contiguously (safetensors, ONNX, PyTorch, GGUF F32/F16/BF16).
  */
-export async function readPlainTensor(file: RandomAccessFile, t: TensorInfo, range?: ElementRange): Promise<Float32Array> {
+/** The element range of a plain tensor, checked, as a byte range of its file. */
+function plainByteRange(t: TensorInfo, range: ElementRange | undefined): { size: number; start: number; count: number } {
   const size = PLAIN_DTYPE_BYTES[t.dtype];
   check(size !== undefined && t.analyzable, 'not-analyzable', t.reason ?? `dtype ${t.dtype} cannot be decoded to float`, {
     file: t.file,
@@ -157,6 +158,20 @@ export async function readPlainTensor(file: RandomAccessFile, t: TensorInfo, ran
     `element range ${start}+${count} outside tensor of ${t.params} elements`,
     { file: t.file, tensor: t.name },
   );
+  return { size, start, count };
+}
+
+export async function readPlainTensor(file: RandomAccessFile, t: TensorInfo, range?: ElementRange): Promise<Float32Array> {
+  const { size, start, count } = plainByteRange(t, range);
   const bytes = await file.read(t.byteOffset + start * size, count * size, `tensor ${t.name}`);
   return decodePlain(t.dtype, bytes, count);
+}
+
+/** F16/BF16 tensors: the stored patterns, undecoded (little-endian on disk, as every reader here assumes). */
+export async function readPlainHalf(file: RandomAccessFile, t: TensorInfo, range?: ElementRange): Promise<HalfBits | undefined> {
+  if (t.dtype !== 'F16' && t.dtype !== 'BF16') return undefined;
+  const { start, count } = plainByteRange(t, range);
+  const bytes = await file.read(t.byteOffset + start * 2, count * 2, `tensor ${t.name}`);
+  const bits = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, count) : new Uint16Array(bytes.slice().buffer, 0, count);
+  return { dtype: t.dtype, bits };
 }

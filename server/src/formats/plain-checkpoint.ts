@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { check, QuantLensError, type Location } from './errors';
 import { FilePool } from './file';
-import { readPlainTensor } from './dtypes';
+import { readPlainHalf, readPlainTensor } from './dtypes';
 import { describe } from './json';
 import type { Checkpoint, FormatId, TensorInfo } from './types';
 
@@ -23,6 +23,12 @@ export function plainCheckpoint(format: FormatId, opened: string, files: string[
       const t = byName.get(name);
       check(t, 'unknown-tensor', `no tensor named ${describe(name)} in this checkpoint`, { file: opened, tensor: name });
       return readPlainTensor(await pool.get(t.file), t, range);
+    },
+    async readHalf(name, range) {
+      check(!closed, 'closed', 'checkpoint already closed', { file: opened, tensor: name });
+      const t = byName.get(name);
+      check(t, 'unknown-tensor', `no tensor named ${describe(name)} in this checkpoint`, { file: opened, tensor: name });
+      return readPlainHalf(await pool.get(t.file), t, range);
     },
     async close() {
       closed = true;

@@ -62,6 +62,11 @@ export interface TensorInfo {
 }
 
 /** Element range for streaming reads: `count` elements starting at element `start`. */
+export interface HalfBits {
+  dtype: 'F16' | 'BF16';
+  bits: Uint16Array;
+}
+
 export interface ElementRange {
   start: number;
   count: number;
@@ -80,6 +85,11 @@ export interface Checkpoint {
   config?: ModelConfig;
   /** Decode a tensor (or an element range of it) to float32, reading only those bytes from disk. */
   read(name: string, range?: ElementRange): Promise<Float32Array>;
+  /**
+   * The stored 16-bit patterns of an element range when the tensor is plain F16 or BF16 on disk (undefined for any
+   * other storage), for scans that work on bit patterns without decoding (sampled analysis's pre-pass).
+   */
+  readHalf?(name: string, range?: ElementRange): Promise<HalfBits | undefined>;
   /** Release file handles. Safe to call twice. */
   close(): Promise<void>;
 }

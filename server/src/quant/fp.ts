@@ -8,10 +8,12 @@ import type { FormatDef } from './define';
 import { groupCount, type Grid, mapGroups } from './grid';
 import * as minifloat from './minifloat';
 import type { Minifloat } from './minifloat';
+import * as roundTables from './round-table';
 
 // Module-level aliases: under CommonJS transpilation (tsx) every use of an imported binding is a getter call,
 // too slow inside per-element loops.
-const { minifloatCode, roundMinifloat, toFp16 } = minifloat;
+const { toFp16 } = minifloat;
+const { roundTable } = roundTables;
 
 /** amax of w[off … off+n). */
 export function absMax(w: Float32Array, off: number, n: number): number {
@@ -25,15 +27,28 @@ export function absMax(w: Float32Array, off: number, n: number): number {
   return amax;
 }
 
+/** Scaled inputs of one chunk (doubles: w/scale is not exact for scales that are not powers of two), read back through their bits. */
+const CHUNK = 1024;
+const scaled = new Float64Array(CHUNK);
+const scaledBits = new Uint32Array(scaled.buffer);
+const HI_WORD = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
+
 /** w[off … off+n) as `f` values times `scale` (scale 0: all zero). */
 export function qdqMinifloatRun(w: Float32Array, out: Float32Array, codes: Int32Array | undefined, off: number, n: number, f: Minifloat, scale: number): void {
-  const end = off + n;
+  const { shift, low, up, tie, value, signShift } = roundTable(f, 'f64');
   const inv = scale > 0 ? 1 / scale : 0;
-  for (let i = off; i < end; i++) {
-    const x = w[i] * inv;
-    const e = roundMinifloat(f, x);
-    out[i] = e * scale;
-    if (codes) codes[i] = minifloatCode(f, e < 0 ? -e : e, x < 0 || Object.is(x, -0));
+  const hiAt = HI_WORD;
+  for (let start = off; start < off + n; start += CHUNK) {
+    const m = Math.min(CHUNK, off + n - start);
+    for (let k = 0; k < m; k++) scaled[k] = w[start + k] * inv;
+    for (let k = 0; k < m; k++) {
+      const hi = scaledBits[2 * k + hiAt];
+      const mag = hi & 0x7fffffff;
+      const i = mag >>> shift;
+      const c = (((mag & low) | scaledBits[2 * k + 1 - hiAt]) === 0 ? tie[i] : up[i]) | ((hi >>> 31) << signShift);
+      out[start + k] = value[c] * scale;
+      if (codes) codes[start + k] = c;
+    }
   }
 }
 
