@@ -188,6 +188,8 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
   const bn = src.blockRows * cols;
   const augmented = augment.size > 0 ? new Float32Array(bn + cols) : undefined;
   const codes = new Int32Array(bn + cols);
+  // One output buffer for every format and block: fresh 512 KB arrays would pile up until a major GC (peak RSS).
+  const outBuf = new Float32Array(bn + cols);
   const hi = lows.length > 0;
   const errLow = hi ? new Float32Array(bn) : undefined;
   const errLowBits = errLow && new Uint32Array(errLow.buffer);
@@ -214,7 +216,7 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
         input.set(data);
         input.set(colMax!, len);
       }
-      const out = quantize(acc.f, input, cols, codes, rowIds);
+      const out = quantize(acc.f, input, cols, codes, rowIds, outBuf);
       const err = acc === keep8 ? e8 : acc.rank ? errLow : undefined;
       for (let i = 0; i < n; i++) {
         acc.addRow(input, out, codes, i * cols, rowIds[i], err);
@@ -248,9 +250,9 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
  * Quantize values viewed as [rows, cols] out_in; a bad value becomes NonFiniteWeight at view row rowIds[i]
  * (the whole tensor when rowIds is absent).
  */
-function quantize(f: NumberFormat, input: Float32Array, cols: number, codes: Int32Array, rowIds?: Int32Array): Float32Array {
+function quantize(f: NumberFormat, input: Float32Array, cols: number, codes: Int32Array, rowIds?: Int32Array, out?: Float32Array): Float32Array {
   try {
-    return f.quantizeDequantize(input, [input.length / cols, cols], 'out_in', { codes: codes.subarray(0, input.length) });
+    return f.quantizeDequantize(input, [input.length / cols, cols], 'out_in', { codes: codes.subarray(0, input.length), out: out?.subarray(0, input.length) });
   } catch (e) {
     if (!(e instanceof QuantInputError)) throw e;
     const i = Math.floor(e.index / cols);

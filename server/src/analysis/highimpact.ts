@@ -136,7 +136,8 @@ export function highImpactCurves(
 
 /** Per-group gains of promoting L's groups to int8, filled row by row. */
 export class PromotionAcc {
-  readonly gains: Float64Array;
+  /** Float32: 4 bytes a group keeps a 4096² layer with six low formats under 10 MB (the peak-RSS bound). */
+  readonly gains: Float32Array;
   /** Σ e_8 over all groups: error(p) = Σ e_8 + Σ gains of the groups not promoted (no cancellation at p → 1). */
   total8 = 0;
 
@@ -144,7 +145,7 @@ export class PromotionAcc {
     readonly groupsPerRow: number,
     scoredRows: number,
   ) {
-    this.gains = new Float64Array(scoredRows * groupsPerRow);
+    this.gains = new Float32Array(scoredRows * groupsPerRow);
   }
 
   /** Row `seq` (scoring order): L's per-group squared-error sums and the int8 squared errors e8[off … off + cols). */

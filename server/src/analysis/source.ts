@@ -48,15 +48,19 @@ export class TensorSource {
     return out;
   }
 
-  /** Blocks over all rows, or over the given sorted row subset. */
+  /**
+   * Blocks over all rows, or over the given sorted row subset. A block's data is valid until the next one is
+   * requested (full blocks of contiguous rows reuse one buffer: fresh 512 KB arrays per block pile up until a major GC).
+   */
   async *blocks(subset?: Int32Array): AsyncGenerator<RowBlock> {
     const per = this.blockRows;
     const total = subset ? subset.length : this.rows;
+    const reuse = new Float32Array(per * this.cols);
     for (let s = 0; s < total; s += per) {
       const n = Math.min(per, total - s);
       const rowIds = new Int32Array(n);
       for (let i = 0; i < n; i++) rowIds[i] = subset ? subset[s + i] : s + i;
-      yield { data: await this.readRows(rowIds), rowIds };
+      yield { data: await this.readRows(rowIds, reuse), rowIds };
     }
   }
 
@@ -79,7 +83,7 @@ export class TensorSource {
   }
 
   /** Rows (sorted) as one row-major buffer; runs of consecutive rows are read with one call. */
-  async readRows(rowIds: Int32Array): Promise<Float32Array> {
+  async readRows(rowIds: Int32Array, into?: Float32Array): Promise<Float32Array> {
     const cols = this.cols;
     const n = rowIds.length;
     if (n === 0) return new Float32Array(0);
@@ -88,7 +92,7 @@ export class TensorSource {
       const all = await this.transpose();
       return contiguous ? all.subarray(rowIds[0] * cols, (rowIds[n - 1] + 1) * cols) : gather(all, rowIds, cols);
     }
-    if (contiguous) return this.ckpt.read(this.t.name, { start: rowIds[0] * cols, count: n * cols });
+    if (contiguous) return this.ckpt.read(this.t.name, { start: rowIds[0] * cols, count: n * cols }, into);
     const out = new Float32Array(n * cols);
     for (let i = 0; i < n; ) {
       let j = i + 1;

@@ -60,7 +60,7 @@ export function f16Lookup(): Float32Array {
  * Decode `count` little-endian elements of a plain dtype from `bytes` into `out` (starting at `outOffset`).
  * Integer dtypes decode to their numeric value (for listing/checks, not analysis).
  */
-export function decodePlain(dtype: DType, bytes: Uint8Array, count: number, out = new Float32Array(count), outOffset = 0): Float32Array {
+export function decodePlain(dtype: DType, bytes: Uint8Array, count: number, out: Float32Array = new Float32Array(count), outOffset = 0): Float32Array {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (dtype) {
     case 'F32':
@@ -161,10 +161,10 @@ function plainByteRange(t: TensorInfo, range: ElementRange | undefined): { size:
   return { size, start, count };
 }
 
-export async function readPlainTensor(file: RandomAccessFile, t: TensorInfo, range?: ElementRange): Promise<Float32Array> {
+export async function readPlainTensor(file: RandomAccessFile, t: TensorInfo, range?: ElementRange, into?: Float32Array): Promise<Float32Array> {
   const { size, start, count } = plainByteRange(t, range);
   const bytes = await file.read(t.byteOffset + start * size, count * size, `tensor ${t.name}`);
-  return decodePlain(t.dtype, bytes, count);
+  return decodePlain(t.dtype, bytes, count, into && into.length >= count ? into.subarray(0, count) : undefined);
 }
 
 /** F16/BF16 tensors: the stored patterns, undecoded (little-endian on disk, as every reader here assumes). */

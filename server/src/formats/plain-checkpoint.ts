@@ -18,11 +18,11 @@ export function plainCheckpoint(format: FormatId, opened: string, files: string[
     files,
     tensors,
     metadata,
-    async read(name, range) {
+    async read(name, range, into) {
       check(!closed, 'closed', 'checkpoint already closed', { file: opened, tensor: name });
       const t = byName.get(name);
       check(t, 'unknown-tensor', `no tensor named ${describe(name)} in this checkpoint`, { file: opened, tensor: name });
-      return readPlainTensor(await pool.get(t.file), t, range);
+      return readPlainTensor(await pool.get(t.file), t, range, into);
     },
     async readHalf(name, range) {
       check(!closed, 'closed', 'checkpoint already closed', { file: opened, tensor: name });

@@ -83,8 +83,12 @@ export interface Checkpoint {
   metadata: Record<string, unknown>;
   /** HF config.json found beside the weights, if any. */
   config?: ModelConfig;
-  /** Decode a tensor (or an element range of it) to float32, reading only those bytes from disk. */
-  read(name: string, range?: ElementRange): Promise<Float32Array>;
+  /**
+   * Decode a tensor (or an element range of it) to float32, reading only those bytes from disk. `into` (length ≥
+   * the element count): a buffer the reader may decode into and return a view of, so streaming scans need not
+   * allocate per range; readers that ignore it return a fresh array.
+   */
+  read(name: string, range?: ElementRange, into?: Float32Array): Promise<Float32Array>;
   /**
    * The stored 16-bit patterns of an element range when the tensor is plain F16 or BF16 on disk (undefined for any
    * other storage), for scans that work on bit patterns without decoding (sampled analysis's pre-pass).

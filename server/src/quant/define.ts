@@ -32,7 +32,8 @@ export function defineFormat(def: FormatDef): NumberFormat {
       const grid = checkedGrid(w, shape, layout);
       const codes = opts?.codes;
       if (codes && codes.length !== w.length) throw new Error(`codes buffer has ${codes.length} entries, expected ${w.length}`);
-      const out = new Float32Array(w.length);
+      if (opts?.out && opts.out.length !== w.length) throw new Error(`output buffer has ${opts.out.length} entries, expected ${w.length}`);
+      const out = opts?.out ?? new Float32Array(w.length);
       def.qdq(w, grid, out, codes);
       return out;
     },

@@ -21,6 +21,8 @@ export interface QdqOptions {
    * For the empirical entropy of the codes.
    */
   codes?: Int32Array;
+  /** Where to write the dequantized values (length = element count; returned). A fresh array when absent. */
+  out?: Float32Array;
 }
 
 /** Code written for entries that `+ol<k>` keeps at fp16 (they are not codes of the base format). */
