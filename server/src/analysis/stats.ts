@@ -48,12 +48,13 @@ export class TopAbs {
     return this.floor;
   }
 
-  addRow(w: Float32Array, off: number, cols: number, row: number): void {
+  /** Entries w[off … off + cols) of `row`, whose first is at column `col0`. */
+  addRow(w: Float32Array, off: number, cols: number, row: number, col0 = 0): void {
     let floor = this.floor;
     for (let c = 0; c < cols; c++) {
       const a = Math.abs(w[off + c]);
       if (a > floor) {
-        this.insert(a, w[off + c], row, c);
+        this.insert(a, w[off + c], row, col0 + c);
         floor = this.floor;
       }
     }
@@ -107,13 +108,23 @@ export class StatsAcc {
       sq += v * v;
       hist[(bits[i] & 0x7fffffff) >>> 19]++;
     }
-    const lim = this.sigma * Math.sqrt(m2 / cols);
+    // Outliers and the largest entries in one pass (lim = Infinity when σ = 0: no outliers).
+    const sd = Math.sqrt(m2 / cols);
+    const lim = sd > 0 ? this.sigma * sd : Infinity;
     let out = 0;
-    if (lim > 0) for (let i = off; i < end; i++) if (Math.abs(w[i] - mu) > lim) out++;
+    const top = this.top;
+    let floor = top.threshold;
+    for (let i = off; i < end; i++) {
+      const v = w[i];
+      if (Math.abs(v - mu) > lim) out++;
+      if (Math.abs(v) > floor) {
+        top.addRow(w, i, 1, row, i - off);
+        floor = top.threshold;
+      }
+    }
     this.outliers += out;
     this.sumSq += sq;
     this.rowSumSq.push(sq);
-    this.top.addRow(w, off, cols, row);
     this.merge(cols, mu, m2, m3, m4);
   }
 
