@@ -298,8 +298,9 @@ function halfTable(dtype: 'F16' | 'BF16') {
  * One pass over every row: per-column max |w| (augmented formats) and, when sampling, the largest |w| (super
  * weights, max/σ) and the estimator's per-row auxiliaries: Σw², and for each group length g of the selected
  * formats Σ over the row's groups of n·range² and of n·max|w|² (the uniform-noise model n·Δ²/12 up to a constant,
- * Δ ∝ the group's range or absmax; from maxima over blocks of 16, merged). Also where sampled mode meets bad values. On F16/BF16 storage the
- * sampled pass reads the stored patterns (addHalf): no decoding, integer maxima, squares from a table.
+ * Δ ∝ the group's range or absmax; from maxima over blocks of 16, merged). Also where sampled mode meets bad
+ * values. On F16/BF16 storage the sampled pass reads the stored patterns (addHalf): no decoding, integer maxima,
+ * squares from a table.
  */
 export class FullScan {
   /** Per-column max |w|; with `columns` false only the tensor's max, in column 0 (per-tensor scales need no more). */
@@ -312,6 +313,8 @@ export class FullScan {
   private readonly blockPos: Float64Array;
   private readonly blockNeg: Float64Array;
   private readonly colMaxBits: Uint16Array;
+  /** rowAux as a plain array: endRow runs per row, where a Map iterator would allocate. */
+  private readonly auxList: { g: number; range: Float64Array; amax: Float64Array }[];
 
   constructor(
     rows: number,
@@ -328,9 +331,6 @@ export class FullScan {
     for (const g of groupSizes ?? []) this.rowAux.set(g, [new Float64Array(rows), new Float64Array(rows)]);
     this.auxList = [...this.rowAux].map(([g, [range, amax]]) => ({ g, range, amax }));
   }
-
-  /** rowAux as a plain array: endRow runs per row, where a Map iterator would allocate. */
-  private readonly auxList: { g: number; range: Float64Array; amax: Float64Array }[];
 
   add(data: Float32Array, rowIds: Int32Array): void {
     const { cols, colMax, blockPos, blockNeg } = this;

@@ -9,6 +9,7 @@ import { groupCount, type Grid, mapGroups } from './grid';
 import * as minifloat from './minifloat';
 import type { Minifloat } from './minifloat';
 import * as roundTables from './round-table';
+import * as rounding from './rounding';
 
 // Module-level aliases: under CommonJS transpilation (tsx) every use of an imported binding is a getter call,
 // too slow inside per-element loops.
@@ -27,11 +28,12 @@ export function absMax(w: Float32Array, off: number, n: number): number {
   return amax;
 }
 
-/** Scaled inputs of one chunk (doubles: w/scale is not exact for scales that are not powers of two), read back through their bits. */
+// Elements round by table lookup (round-table.ts) on the bits of w/scale as a double, chunk by chunk: the definition
+// rounds the double, and for scales that are not powers of two w/scale is not exact in float32.
 const CHUNK = 1024;
 const scaled = new Float64Array(CHUNK);
 const scaledBits = new Uint32Array(scaled.buffer);
-const HI_WORD = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
+const { HI_WORD } = rounding;
 
 /** w[off … off+n) as `f` values times `scale` (scale 0: all zero). */
 export function qdqMinifloatRun(w: Float32Array, out: Float32Array, codes: Int32Array | undefined, off: number, n: number, f: Minifloat, scale: number): void {

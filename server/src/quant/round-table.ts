@@ -7,6 +7,7 @@
 // tables are filled by `roundMinifloat` itself, so lookups equal it bit for bit; values beyond maxFinite saturate
 // as it does. test/unit/quant-minifloat-table.test.ts checks grid values, midpoints and neighbours.
 import { minifloatCode, roundMinifloat, type Minifloat } from './minifloat';
+import { HI_WORD } from './rounding';
 
 export interface RoundTable {
   /** Right shift of the (high) word giving the index. */
@@ -40,7 +41,7 @@ export function roundTable(f: Minifloat, layout: WordLayout): RoundTable {
   const d = new Float64Array(1);
   const f32 = new Float32Array(1);
   const word = layout === 'f32' ? new Uint32Array(f32.buffer) : new Uint32Array(d.buffer);
-  const hi = layout === 'f32' || new Uint8Array(new Uint16Array([1]).buffer)[0] === 0 ? 0 : 1;
+  const hi = layout === 'f32' ? 0 : HI_WORD;
   const at = (index: number): number => {
     word.fill(0);
     word[hi] = index << shift;

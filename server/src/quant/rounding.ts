@@ -15,7 +15,9 @@ export function roundHalfEven(x: number): number {
 // Exponent extraction through the bits of a double (exact, unlike Math.log2 near powers of two).
 const F64 = new Float64Array(1);
 const U32 = new Uint32Array(F64.buffer);
-const HI = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0; // high word index (little-endian: 1)
+/** Index of a double's high 32-bit word in a Uint32Array view (little-endian: 1). */
+export const HI_WORD = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
+const HI = HI_WORD;
 
 // 2^(e − 1023) for every biased double exponent e (0 for e = 0): reading the exponent and looking the power up
 // avoids writing narrow words into the double, which would stall store-to-load forwarding on every element.
