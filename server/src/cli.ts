@@ -117,7 +117,7 @@ program
   .option('--formats <ids>', `comma-separated format ids (default ${DEFAULT_FORMATS.join(',')}; see \`quantlens formats\`)`)
   .option('--json', 'print the report as JSON instead of a table')
   .option('--out <file>', 'also write the JSON report to this file')
-  .option('--sample <fraction>', 'score a random fraction of the output channels; relMse gets a confidence interval')
+  .option('--sample <fraction>', 'score a random fraction of the output channels; relMse gets a confidence interval (no high-impact curves)')
   .option('--sigma <k>', 'outlier threshold: |w − μ| > k·σ within the output channel (default 6)')
   .option('--seed <n>', 'seed of the --sample row choice (default 0)')
   .option('--confidence <p>', 'confidence level of --sample intervals (default 0.95)')

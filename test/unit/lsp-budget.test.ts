@@ -37,7 +37,7 @@ const REL: Record<string, Record<string, number>> = {
 };
 const SUMSQ = 3;
 const report = {
-  version: 'datafree-1', formats: FORMATS.map((id) => ({ id, bitsPerWeight: 0 })),
+  version: 'datafree-2', formats: FORMATS.map((id) => ({ id, bitsPerWeight: 0 })),
   options: { sigma: 6, sample: null, confidence: null, ratios: [] },
   model: { path: '/m', format: 'safetensors', files: [], tensors: 10, params: 0, analyzedTensors: 10, analyzedParams: 0, totals: {} },
   layers: NAMES.map((name) => ({

@@ -65,7 +65,7 @@ before(async () => {
   const ck = await openCheckpoint(path.join(dir, 'tiny'));
   await ck.close();
   const report: AnalysisReport = {
-    version: 'datafree-1',
+    version: 'datafree-2',
     formats: [{ id: 'int4_g128_asym', bitsPerWeight: 4.16 }, { id: 'int8_ch_sym', bitsPerWeight: 8.004 }],
     options: { sigma: 6, sample: null, confidence: null, ratios: [] },
     model: { path: ck.path, format: 'safetensors', files: ck.files, tensors: 0, params: 0, analyzedTensors: 0, analyzedParams: 0,

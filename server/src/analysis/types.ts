@@ -170,4 +170,5 @@ export interface AnalysisReport {
   skipped: { count: number; params: number; byReason: Record<string, number>; tensors: { name: string; reason: string }[] };
 }
 
-export const ANALYSIS_VERSION = 'datafree-1';
+/** Part of the cache key: bump when the same inputs give different results (2: sampled-mode estimator, no curves when sampling). */
+export const ANALYSIS_VERSION = 'datafree-2';
