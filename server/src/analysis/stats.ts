@@ -48,19 +48,19 @@ export class TopAbs {
     return this.floor;
   }
 
-  /** Entries w[off … off + cols) of `row`, whose first is at column `col0`. */
-  addRow(w: Float32Array, off: number, cols: number, row: number, col0 = 0): void {
+  addRow(w: Float32Array, off: number, cols: number, row: number): void {
     let floor = this.floor;
     for (let c = 0; c < cols; c++) {
       const a = Math.abs(w[off + c]);
       if (a > floor) {
-        this.insert(a, w[off + c], row, col0 + c);
+        this.insert(a, w[off + c], row, c);
         floor = this.floor;
       }
     }
   }
 
-  private insert(abs: number, value: number, row: number, col: number): void {
+  /** One entry with |value| = abs (callers check abs > threshold first, as addRow does). */
+  insert(abs: number, value: number, row: number, col: number): void {
     const e = this.entries;
     let i = e.length;
     while (i > 0 && e[i - 1].abs < abs) i--;
@@ -117,8 +117,9 @@ export class StatsAcc {
     for (let i = off; i < end; i++) {
       const v = w[i];
       if (Math.abs(v - mu) > lim) out++;
-      if (Math.abs(v) > floor) {
-        top.addRow(w, i, 1, row, i - off);
+      const a = Math.abs(v);
+      if (a > floor) {
+        top.insert(a, v, row, i - off);
         floor = top.threshold;
       }
     }
