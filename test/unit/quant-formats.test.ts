@@ -104,6 +104,13 @@ test('NaN/Inf input: a QuantInputError naming the first bad flat index, for ever
   const inf = new Float32Array(4);
   inf[2] = -Infinity;
   assert.throws(() => getFormat('mxfp4').quantizeDequantize(inf, [4], 'vector'), /-Infinity at flat index 2/);
+  // `finite: true` (the caller checked) skips the pass and gives the same values on finite input.
+  const ok = randn(64, 2, 3);
+  for (const f of allFormats()) {
+    assert.deepEqual(f.quantizeDequantize(ok, [2, 32], 'out_in', { finite: true }), f.quantizeDequantize(ok, [2, 32], 'out_in'), f.id);
+  }
+  assert.doesNotThrow(() => getFormat('int4_g32_sym').quantizeDequantize(w, [2, 32], 'out_in', { finite: true }));
+  assert.throws(() => getFormat('int4_g32_sym').quantizeDequantize(w, [3, 32], 'out_in', { finite: true }), /has 96 elements/);
 });
 
 test('shape checks and empty tensors', () => {

@@ -5,13 +5,14 @@
 // Memory: a few buffers of one block (blockElems values) per tensor; in_out tensors add one float32 copy.
 import { QuantLensError } from '../formats/errors';
 import type { Checkpoint, TensorInfo } from '../formats/types';
-import { getFormat, QuantInputError, type NumberFormat } from '../quant';
+import { getFormat, type NumberFormat } from '../quant';
 import { cachedImatrix, hessianDiagonal } from '../sensitivity/imatrix';
 import { decodePlain } from '../formats/dtypes';
 import { toFp16 } from '../quant/minifloat';
 import { blockMode, groupSizeOf } from './blockmode';
 import { GroupMapAcc } from './groupmap';
 import { highImpactCurves, magnitudeKeys, PromotionAcc, promotionCurve, RankAcc, type TensorGeometry } from './highimpact';
+import { chainsGroups, HalfScanner } from './half-scan';
 import { heavinessOf, sampledRatio, sampleRows, sampleSize, type RowSample } from './sample';
 import { TensorSource } from './source';
 import { locateNonFinite, NonFiniteWeight, StatsAcc, TopAbs } from './stats';
@@ -216,7 +217,7 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
         input.set(data);
         input.set(colMax!, len);
       }
-      const out = quantize(acc.f, input, cols, codes, rowIds, outBuf);
+      const out = quantize(acc.f, input, cols, codes, outBuf);
       const err = acc === keep8 ? e8 : acc.rank ? errLow : undefined;
       for (let i = 0; i < n; i++) {
         acc.addRow(input, out, codes, i * cols, rowIds[i], err);
@@ -247,17 +248,11 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
 }
 
 /**
- * Quantize values viewed as [rows, cols] out_in; a bad value becomes NonFiniteWeight at view row rowIds[i]
- * (the whole tensor when rowIds is absent).
+ * Quantize values viewed as [rows, cols] out_in. Every row has been through StatsAcc.addRow or FullScan, which
+ * name a non-finite weight, so the format's own finiteness pass (one per format and block) is skipped.
  */
-function quantize(f: NumberFormat, input: Float32Array, cols: number, codes: Int32Array, rowIds?: Int32Array, out?: Float32Array): Float32Array {
-  try {
-    return f.quantizeDequantize(input, [input.length / cols, cols], 'out_in', { codes: codes.subarray(0, input.length), out: out?.subarray(0, input.length) });
-  } catch (e) {
-    if (!(e instanceof QuantInputError)) throw e;
-    const i = Math.floor(e.index / cols);
-    throw new NonFiniteWeight(rowIds ? rowIds[i] : i, e.index % cols, e.value);
-  }
+function quantize(f: NumberFormat, input: Float32Array, cols: number, codes: Int32Array, out?: Float32Array): Float32Array {
+  return f.quantizeDequantize(input, [input.length / cols, cols], 'out_in', { codes: codes.subarray(0, input.length), out: out?.subarray(0, input.length), finite: true });
 }
 
 /** e16[i] = (w − fp16(w))². */
@@ -276,6 +271,13 @@ function columnMax(data: Float32Array, n: number, cols: number): Float32Array {
     }
   }
   return m;
+}
+
+/** One SIMD scanner per thread (undefined without WebAssembly SIMD). */
+let scanner: HalfScanner | undefined | null = null;
+function halfScanner(): HalfScanner | undefined {
+  if (scanner === null) scanner = HalfScanner.create();
+  return scanner;
 }
 
 /** |value| and value² of each 16-bit magnitude pattern (sign cleared), for scans over stored F16/BF16 bits. */
@@ -313,7 +315,7 @@ export class FullScan {
   private readonly blockPos: Float64Array;
   private readonly blockNeg: Float64Array;
   private readonly colMaxBits: Uint16Array;
-  /** rowAux as a plain array: endRow runs per row, where a Map iterator would allocate. */
+  /** rowAux as a plain array by increasing group length: endRow runs per row, where a Map iterator would allocate. */
   private readonly auxList: { g: number; range: Float64Array; amax: Float64Array }[];
 
   constructor(
@@ -329,7 +331,7 @@ export class FullScan {
     this.blockPos = new Float64Array(Math.ceil(cols / 16));
     this.blockNeg = new Float64Array(Math.ceil(cols / 16));
     for (const g of groupSizes ?? []) this.rowAux.set(g, [new Float64Array(rows), new Float64Array(rows)]);
-    this.auxList = [...this.rowAux].map(([g, [range, amax]]) => ({ g, range, amax }));
+    this.auxList = [...this.rowAux].map(([g, [range, amax]]) => ({ g, range, amax })).sort((x, y) => x.g - y.g);
   }
 
   add(data: Float32Array, rowIds: Int32Array): void {
@@ -374,6 +376,40 @@ export class FullScan {
 
   /** add() on stored F16/BF16 patterns (sampling only): integer maxima of the magnitude patterns. */
   addHalf(bits: Uint16Array, dtype: 'F16' | 'BF16', rowIds: Int32Array): void {
+    const { cols, colMaxBits, auxList } = this;
+    const { abs, nonFinite } = halfTable(dtype);
+    const groups = auxList.map((a) => a.g);
+    const scan = cols % 16 === 0 && chainsGroups(groups, cols) ? halfScanner()?.scan(bits, rowIds.length, cols, dtype, groups, this.columns ? colMaxBits : undefined) : undefined;
+    // Float32 auxiliaries overflow for |w| beyond 2^64: such blocks take the float64 JS path.
+    if (!scan || !scan.aux.every(Number.isFinite)) {
+      this.addHalfJs(bits, dtype, rowIds);
+      return;
+    }
+    const nb = cols / 16;
+    const ng = groups.length;
+    const { pos, neg, sums, rowMax, aux } = scan;
+    for (let i = 0; i < rowIds.length; i++) {
+      const row = rowIds[i];
+      const m = rowMax[i];
+      if (m >= nonFinite) this.nonFiniteRow(bits, i, dtype, row);
+      if (!this.columns) colMaxBits[0] = Math.max(colMaxBits[0], m);
+      // Only the blocks that can enter the largest entries are decoded (outlier channels put one in most rows).
+      if (abs[m] > this.top.threshold) {
+        for (let b = 0, k = i * nb; b < nb; b++, k++) {
+          if (abs[Math.max(pos[k], neg[k])] > this.top.threshold) this.topBlock(bits, i * cols + 16 * b, row, 16 * b, abs);
+        }
+      }
+      this.rowSumSq[row] = sums[i];
+      for (let k = 0; k < ng; k++) {
+        auxList[k].range[row] = aux[2 * (i * ng + k)];
+        auxList[k].amax[row] = aux[2 * (i * ng + k) + 1];
+      }
+    }
+    this.updateColMax(abs);
+  }
+
+  /** addHalf in plain JS, for rows that are not whole blocks of 16 or group lengths the kernel cannot merge. */
+  private addHalfJs(bits: Uint16Array, dtype: 'F16' | 'BF16', rowIds: Int32Array): void {
     const { cols, blockPos, blockNeg, colMaxBits } = this;
     const { abs, sq: square, nonFinite } = halfTable(dtype);
     for (let i = 0; i < rowIds.length; i++) {
@@ -396,17 +432,33 @@ export class FullScan {
         blockNeg[b] = abs[neg];
         rowMax = Math.max(rowMax, pos, neg);
       }
+      if (rowMax >= nonFinite) this.nonFiniteRow(bits, i, dtype, rowIds[i]);
       if (this.columns) for (let c = 0; c < cols; c++) colMaxBits[c] = Math.max(colMaxBits[c], bits[off + c] & 0x7fff);
       else colMaxBits[0] = Math.max(colMaxBits[0], rowMax);
-      // Decode the row only when it holds a bad value (to name it) or a candidate for the largest entries.
-      if (rowMax >= nonFinite || abs[rowMax] > this.top.threshold) {
-        const row = decodePlain(dtype, new Uint8Array(bits.buffer, bits.byteOffset + off * 2, cols * 2), cols);
-        if (rowMax >= nonFinite) locateNonFinite(row, 0, cols, rowIds[i]);
-        this.top.addRow(row, 0, cols, rowIds[i]);
-      }
+      // Decode the row only when it holds a candidate for the largest entries.
+      if (abs[rowMax] > this.top.threshold) this.top.addRow(decodePlain(dtype, new Uint8Array(bits.buffer, bits.byteOffset + off * 2, cols * 2), cols), 0, cols, rowIds[i]);
       this.endRow(rowIds[i], sq);
     }
-    for (let c = 0; c < cols; c++) this.colMax[c] = abs[colMaxBits[c]];
+    this.updateColMax(abs);
+  }
+
+  /** Throws NonFiniteWeight naming the bad entry of row i of a block of patterns. */
+  private nonFiniteRow(bits: Uint16Array, i: number, dtype: 'F16' | 'BF16', row: number): void {
+    const cols = this.cols;
+    locateNonFinite(decodePlain(dtype, new Uint8Array(bits.buffer, bits.byteOffset + i * cols * 2, cols * 2), cols), 0, cols, row);
+  }
+
+  private updateColMax(abs: Float64Array): void {
+    for (let c = 0; c < (this.columns ? this.cols : 1); c++) this.colMax[c] = abs[this.colMaxBits[c]];
+  }
+
+  /** The entries of one block of 16 patterns that exceed the top list's threshold, in column order (as addRow). */
+  private topBlock(bits: Uint16Array, at: number, row: number, col: number, abs: Float64Array): void {
+    for (let c = 0; c < 16; c++) {
+      const h = bits[at + c];
+      const a = abs[h & 0x7fff];
+      if (a > this.top.threshold) this.top.insert(a, h & 0x8000 ? -a : a, row, col + c);
+    }
   }
 
   /** Σ n·range² and Σ n·max|w|² per group length, merging the row's 16-blocks. */

@@ -1,6 +1,6 @@
 // Turns a format's two kernels (bit count, quantize-dequantize on a checked grid) into a NumberFormat.
 import type { WeightLayout } from '../formats/types';
-import { checkedGrid, type Grid, gridOf } from './grid';
+import { checkedGrid, type Grid, gridOf, sizedGrid } from './grid';
 import type { FormatFamily, FormatModifier, Granularity, NumberFormat, QdqOptions } from './types';
 
 export interface FormatDef {
@@ -29,7 +29,7 @@ export function defineFormat(def: FormatDef): NumberFormat {
       return grid.numel === 0 ? 0 : def.bits(grid) / grid.numel;
     },
     quantizeDequantize(w: Float32Array, shape: readonly number[], layout: WeightLayout, opts?: QdqOptions) {
-      const grid = checkedGrid(w, shape, layout);
+      const grid = opts?.finite ? sizedGrid(w, shape, layout) : checkedGrid(w, shape, layout);
       const codes = opts?.codes;
       if (codes && codes.length !== w.length) throw new Error(`codes buffer has ${codes.length} entries, expected ${w.length}`);
       if (opts?.out && opts.out.length !== w.length) throw new Error(`output buffer has ${opts.out.length} entries, expected ${w.length}`);

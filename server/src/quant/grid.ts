@@ -38,10 +38,16 @@ export function gridOf(shape: readonly number[], layout: WeightLayout): Grid {
   return { rows, cols, rowStride: cols, colStride: 1, numel };
 }
 
-/** Grid of `w`, checking that the shape matches the data and every value is finite. */
-export function checkedGrid(w: Float32Array, shape: readonly number[], layout: WeightLayout): Grid {
+/** Grid of `w`, checking that the shape matches the data. */
+export function sizedGrid(w: Float32Array, shape: readonly number[], layout: WeightLayout): Grid {
   const g = gridOf(shape, layout);
   if (g.numel !== w.length) throw new Error(`shape [${shape.join(', ')}] has ${g.numel} elements but the data has ${w.length}`);
+  return g;
+}
+
+/** Grid of `w`, checking that the shape matches the data and every value is finite. */
+export function checkedGrid(w: Float32Array, shape: readonly number[], layout: WeightLayout): Grid {
+  const g = sizedGrid(w, shape, layout);
   for (let i = 0; i < w.length; i++) {
     const v = w[i];
     if (v - v !== 0) throw new QuantInputError(i, v); // NaN and ±Inf are the only values with v − v ≠ 0

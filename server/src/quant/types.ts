@@ -23,6 +23,8 @@ export interface QdqOptions {
   codes?: Int32Array;
   /** Where to write the dequantized values (length = element count; returned). A fresh array when absent. */
   out?: Float32Array;
+  /** The caller has already checked that every value is finite: skip the check (one pass over the input per call). */
+  finite?: boolean;
 }
 
 /** Code written for entries that `+ol<k>` keeps at fp16 (they are not codes of the base format). */
