@@ -43,7 +43,9 @@ class FormatAcc {
   maxAbs = 0;
   readonly hist = new Float64Array(CODE_BINS);
   readonly rare = new Map<number, number>();
-  readonly rowNum: number[] = [];
+  /** Per row scored, in order: its squared error (a typed array: a fresh [] per tensor deoptimized its push). */
+  readonly rowNum: Float64Array;
+  rowCount = 0;
   /** Per-group squared-error sums of the row just added. */
   readonly groupErr: Float64Array;
   readonly groupSize: number;
@@ -54,8 +56,10 @@ class FormatAcc {
 
   constructor(
     readonly f: NumberFormat,
+    rows: number,
     readonly cols: number,
   ) {
+    this.rowNum = new Float64Array(rows);
     this.groupSize = groupSizeOf(f, cols);
     this.groupErr = new Float64Array(Math.ceil(cols / this.groupSize));
   }
@@ -94,7 +98,7 @@ class FormatAcc {
     }
     this.maxAbs = maxAbs;
     this.num += rowSum;
-    this.rowNum.push(rowSum);
+    this.rowNum[this.rowCount++] = rowSum;
     this.map?.addRow(row, groupErr);
   }
 
@@ -151,7 +155,7 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
 
   const selected = opts.formats.map(getFormat);
   const hd = opts.imatrix !== undefined ? hessianDiagonal(await cachedImatrix(opts.imatrix), t.name, rows, cols) : undefined;
-  const accs = new Map(selected.map((f) => [f.id, new FormatAcc(f, cols)]));
+  const accs = new Map(selected.map((f) => [f.id, new FormatAcc(f, rows, cols)]));
   const blockwise = selected.filter((f) => blockMode(f) !== 'whole').map((f) => accs.get(f.id)!);
   const whole = selected.filter((f) => blockMode(f) === 'whole').map((f) => accs.get(f.id)!);
 
@@ -159,7 +163,7 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
   // Sampled mode gives a first picture of the errors: the curves (a third of a full scan's time) need every weight.
   const lows = opts.highImpact && !sampling ? blockwise.filter((a) => a.f.bitsPerWeight([4096, 4096], 'out_in') < LOW_BITS) : [];
   const int8 = getFormat('int8_ch_sym');
-  const keep8 = lows.length > 0 ? (accs.get(int8.id) ?? new FormatAcc(int8, cols)) : undefined;
+  const keep8 = lows.length > 0 ? (accs.get(int8.id) ?? new FormatAcc(int8, rows, cols)) : undefined;
   const passes = keep8 ? [keep8, ...blockwise.filter((a) => a !== keep8)] : blockwise;
 
   // A full pass for tensor-wide inputs: per-column max |w| (augmented formats, when the tensor spans several
@@ -285,11 +289,8 @@ const halfTables = new Map<'F16' | 'BF16', { abs: Float64Array; sq: Float64Array
 function halfTable(dtype: 'F16' | 'BF16') {
   let t = halfTables.get(dtype);
   if (!t) {
-    const bits = new Uint16Array(1);
-    const abs = Float64Array.from({ length: 0x8000 }, (_, m) => {
-      bits[0] = m;
-      return decodePlain(dtype, new Uint8Array(bits.buffer), 1)[0];
-    });
+    const patterns = Uint16Array.from({ length: 0x8000 }, (_, m) => m);
+    const abs = Float64Array.from(decodePlain(dtype, new Uint8Array(patterns.buffer), 0x8000));
     t = { abs, sq: abs.map((v) => v * v), nonFinite: dtype === 'F16' ? 0x7c00 : 0x7f80 };
     halfTables.set(dtype, t);
   }
@@ -305,8 +306,10 @@ function halfTable(dtype: 'F16' | 'BF16') {
  * squares from a table.
  */
 export class FullScan {
-  /** Per-column max |w|; with `columns` false only the tensor's max, in column 0 (per-tensor scales need no more). */
-  readonly colMax: Float32Array;
+  /** Float maxima of add(); addHalf keeps patterns in colMaxBits and `colMax` decodes them. */
+  private readonly floatColMax: Float32Array;
+  /** The |value| table of the stored patterns, once addHalf has run. */
+  private halfAbs?: Float64Array;
   readonly top = new TopAbs();
   readonly rowSumSq: Float64Array;
   /** Per group length: per-row Σ n·range² and Σ n·max|w|² over its groups. */
@@ -325,7 +328,7 @@ export class FullScan {
     private readonly groupSizes?: number[],
     private readonly columns = true,
   ) {
-    this.colMax = new Float32Array(cols);
+    this.floatColMax = new Float32Array(cols);
     this.colMaxBits = new Uint16Array(cols);
     this.rowSumSq = new Float64Array(groupSizes ? rows : 0);
     this.blockPos = new Float64Array(Math.ceil(cols / 16));
@@ -335,7 +338,7 @@ export class FullScan {
   }
 
   add(data: Float32Array, rowIds: Int32Array): void {
-    const { cols, colMax, blockPos, blockNeg } = this;
+    const { cols, floatColMax: colMax, blockPos, blockNeg } = this;
     if (!this.groupSizes) {
       for (let i = 0; i < rowIds.length; i++) {
         let s = 0;
@@ -378,6 +381,7 @@ export class FullScan {
   addHalf(bits: Uint16Array, dtype: 'F16' | 'BF16', rowIds: Int32Array): void {
     const { cols, colMaxBits, auxList } = this;
     const { abs, nonFinite } = halfTable(dtype);
+    this.halfAbs = abs;
     const groups = auxList.map((a) => a.g);
     const scan = cols % 16 === 0 && chainsGroups(groups, cols) ? halfScanner()?.scan(bits, rowIds.length, cols, dtype, groups, this.columns ? colMaxBits : undefined) : undefined;
     // Float32 auxiliaries overflow for |w| beyond 2^64: such blocks take the float64 JS path.
@@ -405,13 +409,13 @@ export class FullScan {
         auxList[k].amax[row] = aux[2 * (i * ng + k) + 1];
       }
     }
-    this.updateColMax(abs);
   }
 
   /** addHalf in plain JS, for rows that are not whole blocks of 16 or group lengths the kernel cannot merge. */
   private addHalfJs(bits: Uint16Array, dtype: 'F16' | 'BF16', rowIds: Int32Array): void {
     const { cols, blockPos, blockNeg, colMaxBits } = this;
     const { abs, sq: square, nonFinite } = halfTable(dtype);
+    this.halfAbs = abs;
     for (let i = 0; i < rowIds.length; i++) {
       const off = i * cols;
       let sq = 0;
@@ -439,7 +443,6 @@ export class FullScan {
       if (abs[rowMax] > this.top.threshold) this.top.addRow(decodePlain(dtype, new Uint8Array(bits.buffer, bits.byteOffset + off * 2, cols * 2), cols), 0, cols, rowIds[i]);
       this.endRow(rowIds[i], sq);
     }
-    this.updateColMax(abs);
   }
 
   /** Throws NonFiniteWeight naming the bad entry of row i of a block of patterns. */
@@ -448,8 +451,14 @@ export class FullScan {
     locateNonFinite(decodePlain(dtype, new Uint8Array(bits.buffer, bits.byteOffset + i * cols * 2, cols * 2), cols), 0, cols, row);
   }
 
-  private updateColMax(abs: Float64Array): void {
-    for (let c = 0; c < (this.columns ? this.cols : 1); c++) this.colMax[c] = abs[this.colMaxBits[c]];
+  /**
+   * Per-column max |w|; with `columns` false only the tensor's max, in column 0 (per-tensor scales need no more).
+   * Decoded on demand from addHalf's patterns: code after addHalf's row loop made V8 deoptimize on every tensor.
+   */
+  get colMax(): Float32Array {
+    const abs = this.halfAbs;
+    if (abs) for (let c = 0; c < (this.columns ? this.cols : 1); c++) this.floatColMax[c] = abs[this.colMaxBits[c]];
+    return this.floatColMax;
   }
 
   /** The entries of one block of 16 patterns that exceed the top list's threshold, in column order (as addRow). */
@@ -526,7 +535,7 @@ function finish(
   const errors: Record<string, FormatErrors> = {};
   for (const f of selected) {
     const a = accs.get(f.id)!;
-    const est = sample && sampledRatio(a.rowNum, sample, full!.auxiliaryFor(f, a.groupSize), den, opts.confidence);
+    const est = sample && sampledRatio(a.rowNum.subarray(0, a.rowCount), sample, full!.auxiliaryFor(f, a.groupSize), den, opts.confidence);
     const relMse = est ? est.estimate : den > 0 ? a.num / den : 0;
     const e: FormatErrors = {
       relMse,

@@ -81,8 +81,6 @@ export class StatsAcc {
   /** Counts of |w| by the top 12 bits of its float32 pattern (exponent + 4 mantissa bits): 32 KB, stays in L1. */
   readonly absHist = new Float64Array(1 << 12);
   readonly top = new TopAbs();
-  /** Σ w² of every row added, in order (for the sampled-mode ratio estimator). */
-  readonly rowSumSq: number[] = [];
 
   constructor(readonly sigma: number) {}
 
@@ -125,7 +123,6 @@ export class StatsAcc {
     }
     this.outliers += out;
     this.sumSq += sq;
-    this.rowSumSq.push(sq);
     this.merge(cols, mu, m2, m3, m4);
   }
 
@@ -135,9 +132,12 @@ export class StatsAcc {
     const n = na + nb;
     const d = mb - this.mean;
     const dn = d / n;
-    const dn2 = dn * dn;
     const t = d * dn * na * nb; // δ²·na·nb/n
-    this.m4 += m4b + t * dn2 * (na * na - na * nb + nb * nb) + 6 * dn2 * (na * na * m2b + nb * nb * this.m2) + 4 * dn * (na * m3b - nb * this.m3);
+    // In the fractions fa, fb of n: na² − na·nb + nb² = n²(1 − 3·fa·fb). Products of counts (na² > 2^31 after a few
+    // rows) made V8 deoptimize on int32 overflow at every new accumulator.
+    const fa = na / n;
+    const fb = nb / n;
+    this.m4 += m4b + t * d * d * (1 - 3 * fa * fb) + 6 * d * d * (fa * fa * m2b + fb * fb * this.m2) + 4 * dn * (na * m3b - nb * this.m3);
     this.m3 += m3b + t * dn * (na - nb) + 3 * dn * (na * m2b - nb * this.m2);
     this.m2 += m2b + t;
     this.mean += dn * nb;
