@@ -91,6 +91,27 @@ test('half scan: auxiliaries are Inf, not wrong, for BF16 values beyond 2^64 (th
   assert.ok([...aux].some((x) => x === Infinity));
 });
 
+test('half scan: blocks read into buffers in the kernel memory are scanned in place, with the same results', () => {
+  const scanner = HalfScanner.create()!;
+  const [rows, cols, groups] = [12, 64, [16, 32, 64]];
+  const bits = patterns(rows * cols, 7, 'F16');
+  const copy = scanner.scan(bits, rows, cols, 'F16', groups);
+  const expected = [copy.pos, copy.neg, copy.sums, copy.rowMax, copy.aux].map((a) => Array.from(a));
+  const [a, b] = scanner.inputs(rows, cols, groups.length);
+  assert.equal(a.buffer, b.buffer);
+  for (const view of [a, b]) {
+    view.set(bits);
+    const got = scanner.scan(view, rows, cols, 'F16', groups);
+    assert.deepEqual([got.pos, got.neg, got.sums, got.rowMax, got.aux].map((x) => Array.from(x)), expected);
+    assert.deepEqual(Array.from(view), Array.from(bits), 'the input is left as it was');
+  }
+  // The other buffer is untouched by a scan of the first (a read may be filling it meanwhile).
+  b.fill(0x1234);
+  scanner.scan(a, rows, cols, 'F16', groups, new Uint16Array(cols));
+  assert.ok(b.every((x) => x === 0x1234));
+  assert.throws(() => scanner.scan(a, rows + 1, cols, 'F16', groups), /13×64 patterns expected, 768 given/);
+});
+
 test('half scan: group lengths 16·2^k or whole rows, increasing', () => {
   assert.ok(chainsGroups([16, 32, 128, 4096], 4096) && chainsGroups([32], 64) && chainsGroups([], 64) && chainsGroups([128, 4000], 4000));
   assert.ok(!chainsGroups([8], 64) && !chainsGroups([48], 96 * 4) && !chainsGroups([64, 32], 128) && !chainsGroups([128, 4000], 8000));

@@ -176,7 +176,9 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
     const columns = !sampling || [...augment].some((a) => a.f.modifier === 'reorder');
     const groupSizes = selected.filter((f) => f.granularity !== 'tensor').map((f) => accs.get(f.id)!.groupSize);
     full = new FullScan(rows, cols, sampling ? [...new Set(groupSizes)] : undefined, columns);
-    const half = sampling ? src.halfBlocks() : undefined;
+    // Blocks read straight into the SIMD kernel's memory when it will scan them.
+    const scanner = cols % 16 === 0 && chainsGroups([...new Set(groupSizes)].sort((a, b) => a - b), cols) ? halfScanner() : undefined;
+    const half = sampling ? src.halfBlocks(scanner && ((n) => scanner.inputs(n, cols, groupSizes.length))) : undefined;
     if (half) for await (const b of half) full.addHalf(b.bits, b.dtype, b.rowIds);
     else for await (const b of src.blocks()) full.add(b.data, b.rowIds);
     colMax = full.colMax;

@@ -31,6 +31,9 @@ export function chainsGroups(groups: readonly number[], cols: number): boolean {
 }
 
 export class HalfScanner {
+  /** Where scan's own layout starts: after the input buffers handed out by `inputs`. */
+  private base = 16;
+
   private constructor(
     private readonly memory: WebAssembly.Memory,
     private readonly scanFn: ScanFn,
@@ -46,17 +49,22 @@ export class HalfScanner {
   }
 
   /**
-   * Scans `rows` rows of `cols` patterns (cols a multiple of 16; `groups` as `chainsGroups` takes). With `colMax`,
-   * its entries become the maxima of themselves and each column's magnitude patterns. The result's arrays are
-   * valid until the next call.
+   * Two buffers of `rows` × `cols` patterns inside the kernel's memory, sized so that scans of up to `rows` rows
+   * never grow it (growing would detach them): reading a block straight into one saves scan its copy. Valid until
+   * the next call.
    */
-  scan(bits: Uint16Array, rows: number, cols: number, dtype: 'F16' | 'BF16', groups: readonly number[], colMax?: Uint16Array): HalfScan {
-    if (cols % 16 !== 0 || bits.length < rows * cols) throw new Error(`half scan: ${rows}×${cols} patterns need cols % 16 = 0`);
-    if (!chainsGroups(groups, cols)) throw new Error(`half scan: group lengths ${groups.join(', ')} are not 16·2^k or whole rows of ${cols}`);
+  inputs(rows: number, cols: number, groups: number): [Uint16Array, Uint16Array] {
+    const bytes = align(rows * cols * 2);
+    this.base = 16 + 2 * bytes;
+    this.reserve(this.layout(rows, cols, groups, true).end);
+    const buf = this.memory.buffer;
+    return [new Uint16Array(buf, 16, rows * cols), new Uint16Array(buf, 16 + bytes, rows * cols)];
+  }
+
+  /** Byte offsets of one scan's areas: [colmax] src blk sums gs out rowmax scratch, from `base` on. */
+  private layout(rows: number, cols: number, ng: number, colMax: boolean) {
     const nb = cols / 16;
-    const ng = groups.length;
-    // Layout: [16 bytes unused: address 0 means "no column maxima"] colmax src blk sums gs out rowmax scratch
-    const cm = 16;
+    const cm = this.base;
     const src = align(cm + (colMax ? cols * 2 : 0));
     const blk = align(src + rows * cols * 2);
     const sums = align(blk + rows * nb * 4);
@@ -64,12 +72,35 @@ export class HalfScanner {
     const out = align(gs + ng * 4);
     const rowmax = align(out + rows * ng * 16);
     const scratch = align(rowmax + rows * 4);
-    const end = scratch + 4 * (nb + 16) * 2;
+    return { cm, src, blk, sums, gs, out, rowmax, scratch, end: scratch + 4 * (nb + 16) * 2 };
+  }
+
+  private reserve(end: number): void {
     const have = this.memory.buffer.byteLength;
     if (end > have) this.memory.grow(Math.ceil((end - have) / 65536));
+  }
+
+  /**
+   * Scans `rows` rows of `cols` patterns (cols a multiple of 16; `groups` as `chainsGroups` takes). With `colMax`,
+   * its entries become the maxima of themselves and each column's magnitude patterns. The result's arrays are
+   * valid until the next call.
+   */
+  scan(bits: Uint16Array, rows: number, cols: number, dtype: 'F16' | 'BF16', groups: readonly number[], colMax?: Uint16Array): HalfScan {
+    if (cols % 16 !== 0) throw new Error(`half scan: rows of ${cols} patterns are not whole blocks of 16 (cols % 16 = 0)`);
+    if (bits.length < rows * cols) throw new Error(`half scan: ${rows}×${cols} patterns expected, ${bits.length} given`);
+    if (!chainsGroups(groups, cols)) throw new Error(`half scan: group lengths ${groups.join(', ')} are not 16·2^k or whole rows of ${cols}`);
+    const nb = cols / 16;
+    const ng = groups.length;
+    // Address 0 means "no column maxima" to the kernel; the first 16 bytes stay unused.
+    const { cm, src: own, blk, sums, gs, out, rowmax, scratch, end } = this.layout(rows, cols, ng, colMax !== undefined);
+    // Patterns already in this memory (an `inputs` buffer) are scanned in place.
+    const inPlace = bits.buffer === this.memory.buffer;
+    if (!inPlace) this.reserve(end);
+    else if (end > this.memory.buffer.byteLength) throw new Error(`half scan: ${rows} rows is more than inputs() reserved`);
     const buf = this.memory.buffer;
+    const src = inPlace ? bits.byteOffset : own;
     if (colMax) new Uint16Array(buf, cm, cols).set(colMax);
-    new Uint16Array(buf, src, rows * cols).set(bits.subarray(0, rows * cols));
+    if (!inPlace) new Uint16Array(buf, src, rows * cols).set(bits.subarray(0, rows * cols));
     new Int32Array(buf, gs, ng).set(groups);
     const { shift, mult } = PARAMS[dtype];
     this.scanFn(src, rows, cols, blk, sums, shift, mult, colMax ? cm : 0);

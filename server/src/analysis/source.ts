@@ -66,27 +66,32 @@ export class TensorSource {
 
   /**
    * Blocks of all rows as stored 16-bit patterns, when the checkpoint can hand them over and rows are contiguous
-   * on disk (not in_out); undefined otherwise (then use blocks()).
+   * on disk (not in_out); undefined otherwise (then use blocks()). Reads alternate between the two buffers
+   * `buffers(rows)` gives for `rows`-row blocks (fresh arrays without it): a block is valid until the next one.
    */
-  halfBlocks(): AsyncGenerator<HalfBits & { rowIds: Int32Array }> | undefined {
+  halfBlocks(buffers?: (rows: number) => [Uint16Array, Uint16Array]): AsyncGenerator<HalfBits & { rowIds: Int32Array }> | undefined {
     const readHalf = this.ckpt.readHalf?.bind(this.ckpt);
     if (!readHalf || this.inOut || (this.t.dtype !== 'F16' && this.t.dtype !== 'BF16')) return undefined;
     const { rows, cols, t } = this;
     // 16-bit blocks 8× the float32 block (2 MiB at the default): fewer reads, whose fixed cost showed next to the scan.
     const per = Math.max(1, Math.min(rows, Math.floor((8 * this.blockElems) / Math.max(cols, 1))));
-    const read = (s: number) => {
-      const p = readHalf(t.name, { start: s * cols, count: Math.min(per, rows - s) * cols });
-      p.catch(() => undefined); // a read left pending when the consumer stops early must not be an unhandled rejection
-      return p;
-    };
+    const into = buffers?.(per);
+    const read = (s: number) => readHalf(t.name, { start: s * cols, count: Math.min(per, rows - s) * cols }, into?.[(s / per) & 1]);
     return (async function* () {
       // The next block is read while this one is scanned: the scan is fast enough that waiting on reads showed.
       let next = read(0);
-      for (let s = 0; s < rows; s += per) {
-        const half = await next;
-        if (s + per < rows) next = read(s + per);
-        if (!half) throw new Error(`${t.name}: stored ${t.dtype} but its patterns could not be read`);
-        yield { ...half, rowIds: Int32Array.from({ length: Math.min(per, rows - s) }, (_, i) => s + i) };
+      let pending = true;
+      try {
+        for (let s = 0; s < rows; s += per) {
+          const half = await next;
+          pending = s + per < rows;
+          if (pending) next = read(s + per);
+          if (!half) throw new Error(`${t.name}: stored ${t.dtype} but its patterns could not be read`);
+          yield { ...half, rowIds: Int32Array.from({ length: Math.min(per, rows - s) }, (_, i) => s + i) };
+        }
+      } finally {
+        // A consumer that stops early still waits for the read in flight: it writes into a buffer that is reused.
+        if (pending) await next.catch(() => undefined);
       }
     })();
   }

@@ -168,10 +168,10 @@ export async function readPlainTensor(file: RandomAccessFile, t: TensorInfo, ran
 }
 
 /** F16/BF16 tensors: the stored patterns, undecoded (little-endian on disk, as every reader here assumes). */
-export async function readPlainHalf(file: RandomAccessFile, t: TensorInfo, range?: ElementRange): Promise<HalfBits | undefined> {
+export async function readPlainHalf(file: RandomAccessFile, t: TensorInfo, range?: ElementRange, into?: Uint16Array): Promise<HalfBits | undefined> {
   if (t.dtype !== 'F16' && t.dtype !== 'BF16') return undefined;
   const { start, count } = plainByteRange(t, range);
-  const bytes = await file.read(t.byteOffset + start * 2, count * 2, `tensor ${t.name}`);
+  const bytes = await file.read(t.byteOffset + start * 2, count * 2, `tensor ${t.name}`, into && new Uint8Array(into.buffer, into.byteOffset, into.byteLength));
   const bits = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, count) : new Uint16Array(bytes.slice().buffer, 0, count);
   return { dtype: t.dtype, bits };
 }

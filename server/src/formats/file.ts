@@ -21,10 +21,13 @@ export class RandomAccessFile {
     }
   }
 
-  /** Read exactly `length` bytes at `offset`; a range outside the file is a located error, never a short read. */
-  async read(offset: number, length: number, what = 'data'): Promise<Uint8Array> {
+  /**
+   * Read exactly `length` bytes at `offset` (into `into` when it is long enough); a range outside the file is a
+   * located error, never a short read.
+   */
+  async read(offset: number, length: number, what = 'data', into?: Uint8Array): Promise<Uint8Array> {
     this.checkRange(offset, length, what);
-    const buf = new Uint8Array(length);
+    const buf = into && into.length >= length ? into.subarray(0, length) : new Uint8Array(length);
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.fh().read(buf, done, length - done, offset + done);

@@ -24,11 +24,11 @@ export function plainCheckpoint(format: FormatId, opened: string, files: string[
       check(t, 'unknown-tensor', `no tensor named ${describe(name)} in this checkpoint`, { file: opened, tensor: name });
       return readPlainTensor(await pool.get(t.file), t, range, into);
     },
-    async readHalf(name, range) {
+    async readHalf(name, range, into) {
       check(!closed, 'closed', 'checkpoint already closed', { file: opened, tensor: name });
       const t = byName.get(name);
       check(t, 'unknown-tensor', `no tensor named ${describe(name)} in this checkpoint`, { file: opened, tensor: name });
-      return readPlainHalf(await pool.get(t.file), t, range);
+      return readPlainHalf(await pool.get(t.file), t, range, into);
     },
     async close() {
       closed = true;

@@ -91,9 +91,10 @@ export interface Checkpoint {
   read(name: string, range?: ElementRange, into?: Float32Array): Promise<Float32Array>;
   /**
    * The stored 16-bit patterns of an element range when the tensor is plain F16 or BF16 on disk (undefined for any
-   * other storage), for scans that work on bit patterns without decoding (sampled analysis's pre-pass).
+   * other storage), for scans that work on bit patterns without decoding (sampled analysis's pre-pass). Read into
+   * `into` when it is long enough.
    */
-  readHalf?(name: string, range?: ElementRange): Promise<HalfBits | undefined>;
+  readHalf?(name: string, range?: ElementRange, into?: Uint16Array): Promise<HalfBits | undefined>;
   /** Release file handles. Safe to call twice. */
   close(): Promise<void>;
 }
