@@ -176,9 +176,7 @@ async function analyzeSource(src: TensorSource, opts: DatafreeOptions, ctx: Tens
     const columns = !sampling || [...augment].some((a) => a.f.modifier === 'reorder');
     const groupSizes = selected.filter((f) => f.granularity !== 'tensor').map((f) => accs.get(f.id)!.groupSize);
     full = new FullScan(rows, cols, sampling ? [...new Set(groupSizes)] : undefined, columns);
-    // Blocks read straight into the SIMD kernel's memory when it will scan them.
-    const scanner = cols % 16 === 0 && chainsGroups([...new Set(groupSizes)].sort((a, b) => a - b), cols) ? halfScanner() : undefined;
-    const half = sampling ? src.halfBlocks(scanner && ((n) => scanner.inputs(n, cols, groupSizes.length))) : undefined;
+    const half = sampling ? src.halfBlocks((n) => full!.halfInputs(n)) : undefined;
     if (half) for await (const b of half) full.addHalf(b.bits, b.dtype, b.rowIds);
     else for await (const b of src.blocks()) full.add(b.data, b.rowIds);
     colMax = full.colMax;
@@ -385,7 +383,7 @@ export class FullScan {
     const { abs, nonFinite } = halfTable(dtype);
     this.halfAbs = abs;
     const groups = auxList.map((a) => a.g);
-    const scan = cols % 16 === 0 && chainsGroups(groups, cols) ? halfScanner()?.scan(bits, rowIds.length, cols, dtype, groups, this.columns ? colMaxBits : undefined) : undefined;
+    const scan = this.kernel()?.scan(bits, rowIds.length, cols, dtype, groups, this.columns ? colMaxBits : undefined);
     // Float32 auxiliaries overflow for |w| beyond 2^64: such blocks take the float64 JS path.
     if (!scan || !scan.aux.every(Number.isFinite)) {
       this.addHalfJs(bits, dtype, rowIds);
@@ -411,6 +409,16 @@ export class FullScan {
         auxList[k].amax[row] = aux[2 * (i * ng + k) + 1];
       }
     }
+  }
+
+  /** The SIMD kernel, when it takes these rows and group lengths (else addHalf runs in JS). */
+  private kernel(): HalfScanner | undefined {
+    return this.cols % 16 === 0 && chainsGroups(this.auxList.map((a) => a.g), this.cols) ? halfScanner() : undefined;
+  }
+
+  /** Two buffers in the kernel's memory for blocks of `rows` rows, when addHalf will scan there (saves a copy). */
+  halfInputs(rows: number): [Uint16Array, Uint16Array] | undefined {
+    return this.kernel()?.inputs(rows, this.cols, this.auxList.length);
   }
 
   /** addHalf in plain JS, for rows that are not whole blocks of 16 or group lengths the kernel cannot merge. */

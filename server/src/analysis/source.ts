@@ -67,9 +67,9 @@ export class TensorSource {
   /**
    * Blocks of all rows as stored 16-bit patterns, when the checkpoint can hand them over and rows are contiguous
    * on disk (not in_out); undefined otherwise (then use blocks()). Reads alternate between the two buffers
-   * `buffers(rows)` gives for `rows`-row blocks (fresh arrays without it): a block is valid until the next one.
+   * `buffers(rows)` gives for `rows`-row blocks (fresh arrays without them): a block is valid until the next one.
    */
-  halfBlocks(buffers?: (rows: number) => [Uint16Array, Uint16Array]): AsyncGenerator<HalfBits & { rowIds: Int32Array }> | undefined {
+  halfBlocks(buffers?: (rows: number) => [Uint16Array, Uint16Array] | undefined): AsyncGenerator<HalfBits & { rowIds: Int32Array }> | undefined {
     const readHalf = this.ckpt.readHalf?.bind(this.ckpt);
     if (!readHalf || this.inOut || (this.t.dtype !== 'F16' && this.t.dtype !== 'BF16')) return undefined;
     const { rows, cols, t } = this;
