@@ -303,7 +303,7 @@ function halfTable(dtype: 'F16' | 'BF16') {
  * formats Σ over the row's groups of n·range² and of n·max|w|² (the uniform-noise model n·Δ²/12 up to a constant,
  * Δ ∝ the group's range or absmax; from maxima over blocks of 16, merged). Also where sampled mode meets bad
  * values. On F16/BF16 storage the sampled pass reads the stored patterns (addHalf): no decoding, integer maxima,
- * squares from a table.
+ * in the SIMD kernel of half-scan.wat where it takes the row length and group lengths, else in JS.
  */
 export class FullScan {
   /** Float maxima of add(); addHalf keeps patterns in colMaxBits and `colMax` decodes them. */
@@ -320,6 +320,9 @@ export class FullScan {
   private readonly colMaxBits: Uint16Array;
   /** rowAux as a plain array by increasing group length: endRow runs per row, where a Map iterator would allocate. */
   private readonly auxList: { g: number; range: Float64Array; amax: Float64Array }[];
+  /** auxList's group lengths; `scanner` is the SIMD kernel when it takes them (and rows are whole 16-blocks). */
+  private readonly groups: number[];
+  private readonly scanner: HalfScanner | undefined;
 
   constructor(
     rows: number,
@@ -335,6 +338,8 @@ export class FullScan {
     this.blockNeg = new Float64Array(Math.ceil(cols / 16));
     for (const g of groupSizes ?? []) this.rowAux.set(g, [new Float64Array(rows), new Float64Array(rows)]);
     this.auxList = [...this.rowAux].map(([g, [range, amax]]) => ({ g, range, amax })).sort((x, y) => x.g - y.g);
+    this.groups = this.auxList.map((a) => a.g);
+    this.scanner = groupSizes && cols % 16 === 0 && chainsGroups(this.groups, cols) ? halfScanner() : undefined;
   }
 
   add(data: Float32Array, rowIds: Int32Array): void {
@@ -379,11 +384,10 @@ export class FullScan {
 
   /** add() on stored F16/BF16 patterns (sampling only): integer maxima of the magnitude patterns. */
   addHalf(bits: Uint16Array, dtype: 'F16' | 'BF16', rowIds: Int32Array): void {
-    const { cols, colMaxBits, auxList } = this;
+    const { cols, colMaxBits, auxList, groups } = this;
     const { abs, nonFinite } = halfTable(dtype);
     this.halfAbs = abs;
-    const groups = auxList.map((a) => a.g);
-    const scan = this.kernel()?.scan(bits, rowIds.length, cols, dtype, groups, this.columns ? colMaxBits : undefined);
+    const scan = this.scanner?.scan(bits, rowIds.length, cols, dtype, groups, this.columns ? colMaxBits : undefined);
     // Float32 auxiliaries overflow for |w| beyond 2^64: such blocks take the float64 JS path.
     if (!scan || !scan.aux.every(Number.isFinite)) {
       this.addHalfJs(bits, dtype, rowIds);
@@ -411,14 +415,9 @@ export class FullScan {
     }
   }
 
-  /** The SIMD kernel, when it takes these rows and group lengths (else addHalf runs in JS). */
-  private kernel(): HalfScanner | undefined {
-    return this.cols % 16 === 0 && chainsGroups(this.auxList.map((a) => a.g), this.cols) ? halfScanner() : undefined;
-  }
-
   /** Two buffers in the kernel's memory for blocks of `rows` rows, when addHalf will scan there (saves a copy). */
   halfInputs(rows: number): [Uint16Array, Uint16Array] | undefined {
-    return this.kernel()?.inputs(rows, this.cols, this.auxList.length);
+    return this.scanner?.inputs(rows, this.cols, this.groups.length);
   }
 
   /** addHalf in plain JS, for rows that are not whole blocks of 16 or group lengths the kernel cannot merge. */

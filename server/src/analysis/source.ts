@@ -109,19 +109,19 @@ export class TensorSource {
     if (contiguous) return this.ckpt.read(this.t.name, { start: rowIds[0] * cols, count: n * cols }, into);
     // Runs of consecutive rows, read concurrently straight into their place (a sample is mostly single rows).
     const out = into && into.length >= n * cols ? into.subarray(0, n * cols) : new Float32Array(n * cols);
-    const reads: Promise<Float32Array>[] = [];
+    const runs: { row: number; view: Float32Array }[] = [];
     for (let i = 0; i < n; ) {
       let j = i + 1;
       while (j < n && rowIds[j] === rowIds[j - 1] + 1) j++;
-      reads.push(this.ckpt.read(this.t.name, { start: rowIds[i] * cols, count: (j - i) * cols }, out.subarray(i * cols, j * cols)));
+      runs.push({ row: rowIds[i], view: out.subarray(i * cols, j * cols) });
       i = j;
     }
-    const parts = await Promise.all(reads);
+    const parts = await Promise.all(runs.map(({ row, view }) => this.ckpt.read(this.t.name, { start: row * cols, count: view.length }, view)));
     // A reader that ignores `into` returns its own array: copy those.
-    for (let k = 0, i = 0; k < parts.length; k++) {
-      if (parts[k].buffer !== out.buffer || parts[k].byteOffset !== out.byteOffset + i * cols * 4) out.set(parts[k], i * cols);
-      i += parts[k].length / cols;
-    }
+    parts.forEach((p, k) => {
+      const { view } = runs[k];
+      if (p.buffer !== view.buffer || p.byteOffset !== view.byteOffset) view.set(p);
+    });
     return out;
   }
 
