@@ -7,13 +7,14 @@ import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../../server/src/runtime/graph';
-import { gram } from '../../server/src/runtime/kernels';
+import { gram, resetGramScratch } from '../../server/src/runtime/kernels';
 import { createSession, releaseSessions } from '../../server/src/runtime/session';
 import { randn } from '../fixtures/common';
 
 const N = 4096;
 const D = 4096;
-const REPS = 3;
+const REPS = 5;
+const SETTLE_MS = 300;
 
 /**
  * numpy side: loads X from .npy, warms up, prints version and the requested entries of X.T @ X, then
@@ -123,13 +124,19 @@ export async function benchGram(): Promise<void> {
     let h: Float32Array = await gram(x, N, D, { providers: ['cpu'], threads });
     let oursS = Infinity;
     let numpyS = Infinity;
+    // Each side starts after a pause: OpenBLAS's idle threads busy-wait ~0.1 s after a call (onnxruntime's briefly),
+    // and would otherwise take a core from whichever side runs next.
+    const settle = () => new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     for (let r = 0; r < REPS; r++) {
+      await settle();
       const t0 = performance.now();
       h = await gram(x, N, D, { providers: ['cpu'], threads });
       oursS = Math.min(oursS, (performance.now() - t0) / 1000);
+      await settle();
       if (typeof ready !== 'string') numpyS = Math.min(numpyS, await numpy.time());
     }
     numpy.close();
+    resetGramScratch();
     await releaseSessions();
     console.log(`  QuantLens gram (symmetric blocks)  ${oursS.toFixed(3)} s  ${gflops(oursS)} GFLOP/s`);
     if (typeof ready === 'string') {

@@ -2,11 +2,14 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { randn } from '../fixtures/common';
 import { QuantLensError } from '../../server/src/formats/errors';
-import { gram, gramLayout, matmul, mirrorUpper } from '../../server/src/runtime/kernels';
+import { gram, gramLayout, matmul, mirrorUpper, resetGramScratch } from '../../server/src/runtime/kernels';
 import { GramAccumulator } from '../../server/src/runtime/gram';
 import { releaseSessions } from '../../server/src/runtime/session';
 
-after(() => releaseSessions());
+after(() => {
+  resetGramScratch();
+  return releaseSessions();
+});
 
 const cpu = { providers: ['cpu'] };
 
@@ -54,24 +57,58 @@ test('matmul matches a float64 reference', async () => {
   await assert.rejects(matmul(a, [m, k], a, [m, k], cpu), /inner dimensions differ \(A has 33 columns, B has 7 rows\)/);
 });
 
-test('gram: XᵀX from symmetric column blocks (uneven) equals the float64 reference and is exactly symmetric', async () => {
-  const [n, d] = [50, 23];
-  const x = randn(n * d, 21, 1);
-  assert.deepEqual(gramLayout(d, 8), { d, start: [0, 8, 16], size: [8, 8, 7] });
-  for (const blockSize of [8, 5, 512]) {
-    const h = await gram(x, n, d, { ...cpu, blockSize });
-    assert.ok(relErr(h, gramRef(x, n, d)) < 1e-6, `blockSize ${blockSize}`);
-    for (let a = 0; a < d; a++) for (let b = 0; b < a; b++) assert.equal(h[a * d + b], h[b * d + a]);
+for (const wasm of [true, false]) {
+  const path = wasm ? 'WebAssembly transposes' : "onnxruntime's Transpose and JS copies";
+  test(`gram (${path}): XᵀX from symmetric column blocks (uneven) equals the float64 reference and is exactly symmetric`, async () => {
+    resetGramScratch(wasm);
+    const [n, d] = [50, 23];
+    const x = randn(n * d, 21, 1);
+    assert.deepEqual(gramLayout(d, 8).rects, [{ row: 0, rows: 8, col: 0, cols: 23 }, { row: 8, rows: 8, col: 8, cols: 15 }, { row: 16, rows: 7, col: 16, cols: 7 }]);
+    for (const blockSize of [8, 5, 512]) {
+      const h = await gram(x, n, d, { ...cpu, blockSize });
+      assert.ok(relErr(h, gramRef(x, n, d)) < 1e-6, `blockSize ${blockSize}`);
+      for (let a = 0; a < d; a++) for (let b = 0; b < a; b++) assert.equal(h[a * d + b], h[b * d + a]);
+    }
+    // Blocks wider than the 64×64 transposition tiles (75 + 75 columns), rows past a 128-row band.
+    const wide = randn(131 * 150, 22, 1);
+    const hw = await gram(wide, 131, 150, { ...cpu, blockSize: 100 });
+    assert.ok(relErr(hw, gramRef(wide, 131, 150)) < 1e-6);
+    for (let a = 0; a < 150; a++) for (let b = 0; b < a; b++) assert.equal(hw[a * 150 + b], hw[b * 150 + a]);
+    // n a multiple of 128: Xᵀ rows padded with zeros in the scratch. A zero column must give exact zeros.
+    const tall = randn(256 * 37, 23, 1);
+    for (let r = 0; r < 256; r++) tall[r * 37 + 5] = 0;
+    const ht = await gram(tall, 256, 37, { ...cpu, blockSize: 16 });
+    assert.ok(relErr(ht, gramRef(tall, 256, 37)) < 1e-6);
+    for (let c = 0; c < 37; c++) assert.ok(ht[5 * 37 + c] === 0 && ht[c * 37 + 5] === 0, `H[5][${c}] = ${ht[5 * 37 + c]}`);
+    // A view into a larger buffer (non-zero byteOffset) is read from its own start: [[1,2],[3,4]]ᵀ[[1,2],[3,4]] by hand.
+    const view = new Float32Array([9, 9, 9, 1, 2, 3, 4]).subarray(3);
+    assert.deepEqual([...(await gram(view, 2, 2, cpu))], [10, 14, 14, 20]);
+    assert.deepEqual([...(await matmul(view, [2, 2], view, [2, 2], cpu))], [7, 10, 15, 22]);
+    assert.deepEqual([...(await gram(new Float32Array(0), 0, 2, cpu))], [0, 0, 0, 0]);
+    resetGramScratch();
+  });
+}
+
+test("gram: concurrent calls share the thread's scratch one at a time, each with its own result", async () => {
+  const shapes: [number, number][] = [[40, 36], [7, 9], [64, 36], [33, 70]];
+  const xs = shapes.map(([n, d], i) => randn(n * d, 50 + i, 1));
+  const hs = await Promise.all(shapes.map(([n, d], i) => gram(xs[i], n, d, { ...cpu, blockSize: 16 })));
+  shapes.forEach(([n, d], i) => assert.ok(relErr(hs[i], gramRef(xs[i], n, d)) < 1e-6, `call ${i}`));
+});
+
+test('gramLayout: blocks wider than 64 split their diagonal square; every entry on or above the diagonal is covered once', () => {
+  // d = 300 in two blocks of 150: 150 rows from column 75 on, then 75 rows from 37 to 75, then the 37² square.
+  assert.deepEqual(gramLayout(300).rects, [
+    { row: 0, rows: 150, col: 75, cols: 225 }, { row: 0, rows: 75, col: 37, cols: 38 }, { row: 0, rows: 37, col: 0, cols: 37 },
+    { row: 150, rows: 150, col: 225, cols: 75 }, { row: 150, rows: 75, col: 187, cols: 38 }, { row: 150, rows: 37, col: 150, cols: 37 },
+  ]);
+  for (const [d, bs] of [[300, 256], [1000, 256], [257, 100], [4096, 256], [65, 65], [7, 3]]) {
+    const hits = new Uint8Array(d * d);
+    for (const { row, rows, col, cols } of gramLayout(d, bs).rects) {
+      for (let r = row; r < row + rows; r++) for (let c = col; c < col + cols; c++) hits[r * d + c]++;
+    }
+    for (let r = 0; r < d; r++) for (let c = r; c < d; c++) if (hits[r * d + c] !== 1) assert.fail(`d ${d}, block ${bs}: H[${r}][${c}] computed ${hits[r * d + c]} times`);
   }
-  // Blocks wider than the 64×64 transposition tiles (75 + 75 columns).
-  const wide = randn(9 * 150, 22, 1);
-  const hw = await gram(wide, 9, 150, { ...cpu, blockSize: 100 });
-  assert.ok(relErr(hw, gramRef(wide, 9, 150)) < 1e-6);
-  for (let a = 0; a < 150; a++) for (let b = 0; b < a; b++) assert.equal(hw[a * 150 + b], hw[b * 150 + a]);
-  // A view into a larger buffer (non-zero byteOffset) is read from its own start: [[1,2],[3,4]]ᵀ[[1,2],[3,4]] by hand.
-  const view = new Float32Array([9, 9, 9, 1, 2, 3, 4]).subarray(3);
-  assert.deepEqual([...(await gram(view, 2, 2, cpu))], [10, 14, 14, 20]);
-  assert.deepEqual([...(await matmul(view, [2, 2], view, [2, 2], cpu))], [7, 10, 15, 22]);
 });
 
 test('mirrorUpper copies every entry above the diagonal to its transpose (several 64×64 tiles)', () => {

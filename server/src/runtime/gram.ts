@@ -90,7 +90,7 @@ export class GramAccumulator {
     return this.enqueue(async () => {
       if (this.rows === 0) throw new QuantLensError('no-rows', 'no calibration rows were added: H is undefined', this.where);
       const H = this.sum.slice();
-      addUpper(H, await gramBlocks(this.chunk.subarray(0, this.fill * this.d), this.fill, this.layout, this.opts));
+      await gramBlocks(this.chunk.subarray(0, this.fill * this.d), this.fill, this.layout, this.opts, (g) => addUpper(H, g));
       const scale = 2 / this.rows;
       for (let i = 0; i < H.length; i++) H[i] *= scale;
       mirrorUpper(H, this.d);
@@ -99,7 +99,7 @@ export class GramAccumulator {
   }
 
   private async flush(): Promise<void> {
-    addUpper(this.sum, await gramBlocks(this.chunk, this.chunkRows, this.layout, this.opts));
+    await gramBlocks(this.chunk, this.chunkRows, this.layout, this.opts, (g) => addUpper(this.sum, g));
     this.fill = 0;
   }
 
