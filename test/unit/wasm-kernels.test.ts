@@ -34,10 +34,17 @@ test('mirror: the lower triangle becomes the upper one transposed; the diagonal 
   }
 });
 
-test('regions: consecutive, 16-byte aligned, grown on demand; undefined beyond 2 GiB', () => {
+test('regions: consecutive, 16-byte aligned; more room replaces the memory without detaching the old one', () => {
   const [a, b, c] = scratch.regions([3, 5, 100_000])!;
   assert.deepEqual([a.byteOffset, b.byteOffset, c.byteOffset], [0, 16, 48]);
   assert.ok(c.buffer.byteLength >= 48 + 400_000);
+  c[99_999] = 7;
+  const [big, dst] = scratch.regions([4_000_000, 4])!;
+  // The old views still read their memory (a grown memory would have detached them: length 0).
+  assert.equal(c.length, 100_000);
+  assert.equal(c[99_999], 7);
+  assert.notEqual(big.buffer, c.buffer);
+  assert.throws(() => scratch.transpose(c, dst, 2, 2), /memory since replaced/);
   assert.equal(scratch.regions([2 ** 29 + 1]), undefined);
 });
 

@@ -1,6 +1,7 @@
 // The sampled-mode pre-pass over stored F16/BF16 patterns as a WebAssembly SIMD kernel (half-scan.wat): ~22 ms per
 // 4096×4096 tensor (~1.3 ns a weight) against ~100 ms for the same work in V8, where data-dependent maxima
 // mispredict branches; in JS it was a third of a sampled run's time.
+import { WasmKernel } from '../wasm-kernel';
 import { HALF_SCAN_WASM } from './half-scan-wasm';
 
 export interface HalfScan {
@@ -19,8 +20,10 @@ export interface HalfScan {
   aux: Float64Array;
 }
 
-type ScanFn = (src: number, rows: number, cols: number, blk: number, sums: number, shift: number, mult: number, colmax: number) => void;
-type AuxFn = (blk: number, rows: number, nb: number, cols: number, gs: number, ng: number, shift: number, mult: number, out: number, rowmax: number, scratch: number) => void;
+interface Exports {
+  scan(src: number, rows: number, cols: number, blk: number, sums: number, shift: number, mult: number, colmax: number): void;
+  aux(blk: number, rows: number, nb: number, cols: number, gs: number, ng: number, shift: number, mult: number, out: number, rowmax: number, scratch: number): void;
+}
 
 const PARAMS = { F16: { shift: 13, mult: 2 ** 112 }, BF16: { shift: 16, mult: 1 } } as const;
 const align = (n: number) => (n + 15) & ~15;
@@ -34,30 +37,23 @@ export class HalfScanner {
   /** Where scan's own layout starts: after the input buffers handed out by `inputs`. */
   private base = 16;
 
-  private constructor(
-    private readonly memory: WebAssembly.Memory,
-    private readonly scanFn: ScanFn,
-    private readonly auxFn: AuxFn,
-  ) {}
+  private constructor(private readonly kernel: WasmKernel<Exports>) {}
 
   /** A scanner for this thread; undefined where WebAssembly SIMD is unavailable (then scan in JS). */
   static create(): HalfScanner | undefined {
-    const bytes = Buffer.from(HALF_SCAN_WASM, 'base64');
-    if (!WebAssembly.validate(bytes)) return undefined;
-    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
-    return new HalfScanner(exports.memory as WebAssembly.Memory, exports.scan as ScanFn, exports.aux as AuxFn);
+    const kernel = WasmKernel.create<Exports>(HALF_SCAN_WASM);
+    return kernel && new HalfScanner(kernel);
   }
 
   /**
    * Two buffers of `rows` × `cols` patterns inside the kernel's memory, sized so that scans of up to `rows` rows
-   * never grow it (growing would detach them): reading a block straight into one saves scan its copy. Valid until
-   * the next call.
+   * never replace it: reading a block straight into one saves scan its copy. Valid until the next call.
    */
   inputs(rows: number, cols: number, groups: number): [Uint16Array, Uint16Array] {
     const bytes = align(rows * cols * 2);
     this.base = 16 + 2 * bytes;
     this.reserve(this.layout(rows, cols, groups, true).end);
-    const buf = this.memory.buffer;
+    const buf = this.kernel.buffer;
     return [new Uint16Array(buf, 16, rows * cols), new Uint16Array(buf, 16 + bytes, rows * cols)];
   }
 
@@ -76,8 +72,7 @@ export class HalfScanner {
   }
 
   private reserve(end: number): void {
-    const have = this.memory.buffer.byteLength;
-    if (end > have) this.memory.grow(Math.ceil((end - have) / 65536));
+    if (!this.kernel.reserve(end)) throw new RangeError(`half scan: cannot allocate ${end} bytes of WebAssembly memory`);
   }
 
   /**
@@ -94,17 +89,17 @@ export class HalfScanner {
     // Address 0 means "no column maxima" to the kernel; the first 16 bytes stay unused.
     const { cm, src: own, blk, sums, gs, out, rowmax, scratch, end } = this.layout(rows, cols, ng, colMax !== undefined);
     // Patterns already in this memory (an `inputs` buffer) are scanned in place.
-    const inPlace = bits.buffer === this.memory.buffer;
+    const inPlace = bits.buffer === this.kernel.buffer;
     if (!inPlace) this.reserve(end);
-    else if (end > this.memory.buffer.byteLength) throw new Error(`half scan: ${rows} rows is more than inputs() reserved`);
-    const buf = this.memory.buffer;
+    else if (end > this.kernel.buffer.byteLength) throw new Error(`half scan: ${rows} rows is more than inputs() reserved`);
+    const buf = this.kernel.buffer;
     const src = inPlace ? bits.byteOffset : own;
     if (colMax) new Uint16Array(buf, cm, cols).set(colMax);
     if (!inPlace) new Uint16Array(buf, src, rows * cols).set(bits.subarray(0, rows * cols));
     new Int32Array(buf, gs, ng).set(groups);
     const { shift, mult } = PARAMS[dtype];
-    this.scanFn(src, rows, cols, blk, sums, shift, mult, colMax ? cm : 0);
-    this.auxFn(blk, rows, nb, cols, gs, ng, shift, mult, out, rowmax, scratch);
+    this.kernel.exports.scan(src, rows, cols, blk, sums, shift, mult, colMax ? cm : 0);
+    this.kernel.exports.aux(blk, rows, nb, cols, gs, ng, shift, mult, out, rowmax, scratch);
     if (colMax) colMax.set(new Uint16Array(buf, cm, cols));
     return {
       pos: new Uint16Array(buf, blk, rows * nb),

@@ -7,7 +7,7 @@
 ;; its value as the float32 with bits m << shift, times mult (F16: 13 and 2^112, which also covers subnormals;
 ;; BF16: 16 and 1); squares are summed in float64.
 (module
-  (memory (export "memory") 1)
+  (import "env" "memory" (memory 1))
   (func (export "scan") (param $src i32) (param $rows i32) (param $cols i32) (param $blk i32) (param $sums i32)
         (param $shift i32) (param $mult f32) (param $colmax i32)
     (local $r i32) (local $p i32) (local $end i32) (local $c i32)
