@@ -32,12 +32,9 @@ export class WasmKernel<E> {
    * false when the host refuses the allocation.
    */
   reserve(bytes: number): boolean {
-    const have = this.memory.buffer.byteLength;
-    if (bytes <= have) return true;
-    // Doubling keeps a slowly growing caller from allocating on every call; wasm32 addresses 65536 pages.
-    const pages = Math.max(Math.ceil(bytes / PAGE), Math.min(2 * (have / PAGE), 65536));
+    if (bytes <= this.memory.buffer.byteLength) return true;
     try {
-      this.memory = new WebAssembly.Memory({ initial: pages });
+      this.memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / PAGE) });
     } catch {
       return false;
     }
